@@ -1,0 +1,316 @@
+"""Datasets as tensors on the training device, with augmentation as batched tensor ops.
+
+Every small dataset (Fashion-MNIST, MNIST, CIFAR-10, SVHN) is read once through torchvision's own
+class, which checks the files, and kept as one uint8 tensor on the device. Each epoch draws its
+shuffling, crop offsets and flips from a generator seeded by (seed, epoch) alone, so an epoch is
+the same whether a run goes straight through or resumes at a step inside it. ImageNet does not fit
+in memory and streams through `ImageFolder` and a DataLoader with the standard transforms.
+
+Offline, Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package: its recompressed .gz
+files fail torchvision's md5 check, so they are decompressed into `<root>/FashionMNIST/raw/`, where
+torchvision loads them with `download=False`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from elth.errors import ConfigError, DatasetMissing, cli_errors
+from elth.io import atomic_path, write_json
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+AUGMENTATIONS = ("crop", "flip")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the rest of elth needs to know about a dataset: shapes, statistics, default augmentation."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: tuple[str, ...]
+    where: str  # what torchvision looks for under the root, for the missing-data message
+    how: str  # how to provide it offline
+
+    @property
+    def in_features(self) -> int:
+        return self.in_channels * self.image_size * self.image_size
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("fashion-mnist", 1, 10, 28, (0.2860,), (0.3530,), ("crop", "flip"), "FashionMNIST/raw",
+                    "apt-get install dataset-fashion-mnist (elth unpacks /usr/share/datasets/fashion-mnist), "
+                    "or copy the four decompressed idx files into <root>/FashionMNIST/raw/"),
+        DatasetInfo("mnist", 1, 10, 28, (0.1307,), (0.3081,), (), "MNIST/raw",
+                    "copy the four decompressed idx files (train-images-idx3-ubyte, ...) into <root>/MNIST/raw/"),
+        DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), ("crop", "flip"),
+                    "cifar-10-batches-py",
+                    "extract cifar-10-python.tar.gz into <root> (it makes <root>/cifar-10-batches-py/)"),
+        DatasetInfo("svhn", 3, 10, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), ("crop",),
+                    "train_32x32.mat and test_32x32.mat",
+                    "copy train_32x32.mat and test_32x32.mat (the cropped-digits format) into <root>/"),
+        DatasetInfo("imagenet", 3, 1000, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), ("crop", "flip"),
+                    "imagenet/train and imagenet/val (one folder per class)",
+                    "put the ILSVRC-2012 train and val images in <root>/imagenet/{train,val}/<class>/ (ImageFolder layout)"),
+    )
+}
+
+
+def info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DatasetMissing(f"unknown dataset {name!r}; elth knows {', '.join(DATASETS)}") from None
+
+
+@dataclass
+class Split:
+    """One split as tensors: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def unpack_debian_fashion_mnist(root: Path, source: Path = DEBIAN_FASHION_MNIST) -> bool:
+    """Decompress Debian's Fashion-MNIST files into `<root>/FashionMNIST/raw/`; True if it did."""
+    raw = root / "FashionMNIST" / "raw"
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    if all((raw / n).is_file() for n in names) or not all((source / f"{n}.gz").is_file() for n in names):
+        return False
+    for n in names:
+        if not (raw / n).is_file():
+            with gzip.open(source / f"{n}.gz", "rb") as src, atomic_path(raw / n) as tmp, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return True
+
+
+def _missing(name: str, root: Path, download: bool, cause: str = "") -> DatasetMissing:
+    d = info(name)
+    ways = [
+        f"on a machine with internet, set `dataset: {{download: true}}` in the config" if name != "imagenet" else None,
+        d.how.replace("<root>", str(root)),
+        "or point `dataset.root` in the config at a directory that already holds it",
+    ]
+    tried = " (download was on and failed)" if download else ""
+    detail = f" torchvision said: {cause}." if cause else ""
+    lines = [f"dataset {name!r} not found{tried}: looked for {d.where} under {root.resolve()}.{detail}",
+             "Provide it in one of these ways:"]
+    lines += [f"  - {w}" for w in ways if w]
+    return DatasetMissing("\n".join(lines))
+
+
+def load_split(name: str, root: str | Path, train: bool, download: bool = False) -> Split:
+    """Read one split of a small dataset through torchvision's class into uint8 tensors."""
+    from torchvision import datasets  # imported here: torchvision costs a second per process
+
+    root = Path(root)
+    if name == "fashion-mnist":
+        unpack_debian_fashion_mnist(root)
+    try:
+        if name in ("fashion-mnist", "mnist"):
+            cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
+            ds = cls(str(root), train=train, download=download)
+            images, labels = ds.data.unsqueeze(1), ds.targets
+        elif name == "cifar10":
+            ds = datasets.CIFAR10(str(root), train=train, download=download)
+            images, labels = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(ds.targets)
+        elif name == "svhn":
+            ds = datasets.SVHN(str(root), split="train" if train else "test", download=download)
+            images, labels = torch.from_numpy(ds.data), torch.from_numpy(ds.labels)
+        else:
+            raise DatasetMissing(f"dataset {name!r} has no in-memory loader; it streams (see `streaming_loader`)")
+    except (RuntimeError, FileNotFoundError, OSError) as err:
+        raise _missing(name, root, download, str(err).strip().splitlines()[0] if str(err).strip() else "") from None
+    return Split(images.contiguous().to(torch.uint8), labels.to(torch.int64))
+
+
+def subset(split: Split, size: int | None) -> Split:
+    """A fixed random subset (seed 0, the same for every run and model), or the split itself."""
+    if size is None or size >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:size]
+    return Split(split.images[idx], split.labels[idx])
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(1_000_003 * seed + epoch)
+
+
+def random_crop(images: Tensor, offsets: Tensor, pad: int) -> Tensor:
+    """Pad a batch by `pad` zeros and cut each image at its own (row, col) offset, in one gather."""
+    b, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
+    rows = offsets[:, :1] + torch.arange(h, device=images.device)
+    cols = offsets[:, 1:] + torch.arange(w, device=images.device)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class DeviceData:
+    """A dataset held on the training device, serving normalised, augmented batches."""
+
+    def __init__(self, train: Split, test: Split, dataset: DatasetInfo, augment: tuple[str, ...], device: torch.device) -> None:
+        unknown = set(augment) - set(AUGMENTATIONS)
+        if unknown:
+            raise ConfigError(f"unknown augmentation {sorted(unknown)}; elth knows {AUGMENTATIONS}")
+        self.info = dataset
+        self.augment = augment
+        self.device = device
+        self.train = Split(train.images.to(device), train.labels.to(device))
+        self.test = Split(test.images.to(device), test.labels.to(device))
+        std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
+        mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = mean / std
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 to float with the dataset's mean and std folded into one multiply-add."""
+        return images.float() * self._scale - self._shift
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Full batches per epoch: the last partial batch is dropped, so every step has one shape."""
+        steps = len(self.train) // batch_size
+        if steps == 0:
+            raise DatasetMissing(f"{len(self.train)} training images are fewer than one batch of {batch_size}")
+        return steps
+
+    def epoch(self, seed: int, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of one epoch from batch `start` on, fixed by (seed, epoch) alone."""
+        n = len(self.train)
+        g = _epoch_generator(seed, epoch)
+        perm = torch.randperm(n, generator=g).to(self.device)
+        offsets = torch.randint(0, 9, (n, 2), generator=g).to(self.device) if "crop" in self.augment else None
+        flips = (torch.rand(n, generator=g) < 0.5).to(self.device) if "flip" in self.augment else None
+        for b in range(start, self.steps_per_epoch(batch_size)):
+            idx = perm[b * batch_size:(b + 1) * batch_size]
+            x = self.train.images[idx]
+            if offsets is not None:
+                x = random_crop(x, offsets[idx], pad=4)
+            if flips is not None:
+                x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
+            yield self.normalize(x), self.train.labels[idx]
+
+    def test_batches(self, batch_size: int = 1000) -> Iterator[tuple[Tensor, Tensor]]:
+        for i in range(0, len(self.test), batch_size):
+            yield self.normalize(self.test.images[i:i + batch_size]), self.test.labels[i:i + batch_size]
+
+
+def load(name: str, root: str | Path, device: torch.device, download: bool = False,
+         train_subset: int | None = None, augment: tuple[str, ...] | None = None) -> DeviceData:
+    """Load a small dataset onto `device`, ready for training."""
+    d = info(name)
+    if name == "imagenet":
+        raise DatasetMissing("imagenet streams from disk; it has no in-memory form (use `streaming_loader`)")
+    train = subset(load_split(name, root, True, download), train_subset)
+    test = load_split(name, root, False, download)
+    return DeviceData(train, test, d, d.augment if augment is None else tuple(augment), device)
+
+
+def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: int, seed: int, epoch: int) -> torch.utils.data.DataLoader:
+    """ImageNet through torchvision's ImageFolder with the standard transforms and worker processes."""
+    from torchvision import datasets, transforms
+
+    d = info("imagenet")
+    folder = Path(root) / "imagenet" / ("train" if train else "val")
+    if not folder.is_dir():
+        raise _missing("imagenet", Path(root), False)
+    normalize = transforms.Normalize(d.mean, d.std)
+    if train:
+        tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+                                 transforms.ToTensor(), normalize])
+    else:
+        tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), normalize])
+    ds = datasets.ImageFolder(str(folder), tf)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=workers,
+                                       generator=_epoch_generator(seed, epoch), pin_memory=torch.cuda.is_available(),
+                                       persistent_workers=False)
+
+
+def manifest(name: str, root: str | Path, download: bool = False) -> dict:
+    """Check that a dataset is readable and describe it: what the `prepare_data` rule records."""
+    d = info(name)
+    root = Path(root)
+    if name == "imagenet":
+        from torchvision import datasets
+
+        sizes = {}
+        for split in ("train", "val"):
+            folder = root / "imagenet" / split
+            if not folder.is_dir():
+                raise _missing(name, root, download)
+            sizes[split] = len(datasets.ImageFolder(str(folder)))
+        return {"dataset": name, "root": str(root.resolve()), "train": sizes["train"], "test": sizes["val"],
+                "in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": d.image_size}
+    train, test = load_split(name, root, True, download), load_split(name, root, False, download)
+    for split, label in ((train, "train"), (test, "test")):
+        if split.images.shape[1:] != (d.in_channels, d.image_size, d.image_size):
+            raise DatasetMissing(f"dataset {name!r} {label} images have shape {tuple(split.images.shape[1:])}, "
+                                 f"expected {(d.in_channels, d.image_size, d.image_size)}: the files under {root} are not {name}")
+    return {"dataset": name, "root": str(root.resolve()), "train": len(train), "test": len(test),
+            "in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": d.image_size,
+            "classes_seen": int(train.labels.unique().numel())}
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.data", description="Check a dataset and write its manifest.")
+    p.add_argument("dataset", choices=sorted(DATASETS))
+    p.add_argument("--root", default="data", help="where the dataset's files live (default: data)")
+    p.add_argument("--download", action="store_true", help="let torchvision download it (needs internet)")
+    p.add_argument("-o", "--out", required=True, help="the manifest JSON to write")
+    args = p.parse_args(argv)
+    info_ = manifest(args.dataset, args.root, args.download)
+    write_json(args.out, info_)
+    print(f"{args.dataset}: {info_['train']} training and {info_['test']} test images under {info_['root']}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+class StreamingData:
+    """ImageNet-style data streamed from disk, serving batches through the same interface as DeviceData."""
+
+    def __init__(self, root: str | Path, device: torch.device, workers: int) -> None:
+        self.root, self.device, self.workers = Path(root), device, workers
+        self.info = info("imagenet")
+        self._train_size = len(streaming_loader(root, True, 1, 0, 0, 0).dataset)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, self._train_size // batch_size)
+
+    def epoch(self, seed: int, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch)
+        for b, (x, y) in enumerate(loader):
+            if b >= start:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def test_batches(self, batch_size: int = 250) -> Iterator[tuple[Tensor, Tensor]]:
+        for x, y in streaming_loader(self.root, False, batch_size, self.workers, 0, 0):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def open_data(name: str, root: str | Path, device: torch.device, download: bool = False, train_subset: int | None = None,
+              augment: tuple[str, ...] | None = None, workers: int = 1) -> DeviceData | StreamingData:
+    """The training data for `name`: in device memory when it fits, streamed from disk for ImageNet."""
+    if name == "imagenet":
+        return StreamingData(root, device, workers)
+    return load(name, root, device, download, train_subset, augment)

@@ -1,0 +1,65 @@
+"""One IMP round: prune the trained weights of the previous level and rewind to make a ticket.
+
+Level k's ticket is (mask k, rewind weights): mask k removes `fraction` of the weights that mask
+k-1 kept, ranked by the magnitude they reached when level k-1 (level 0: the dense run) finished
+training; the weights are the dense run's rewind checkpoint. The ticket records its sparsity, its
+per-layer sparsities and where it came from in a JSON file beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from elth import io
+from elth.checkpoint import Checkpoint, build_for
+from elth.errors import CheckpointError, ConfigError, cli_errors
+from elth.prune import Mask, global_magnitude, imp_sparsity, prunable
+
+
+def next_ticket(rewind: Checkpoint, trained: Checkpoint, previous: Checkpoint | None, level: int,
+                fraction: float, unpruned: list[str]) -> Checkpoint:
+    """The IMP ticket of `level`, from the rewind point, the trained weights of level-1 and its mask."""
+    if level < 1:
+        raise ConfigError(f"IMP level must be at least 1 (level 0 is the dense run), got {level}")
+    for other in (trained, previous):
+        if other is not None and (other.model, other.dataset) != (rewind.model, rewind.dataset):
+            raise CheckpointError(f"IMP level {level}: mixes {rewind.model} on {rewind.dataset} with "
+                                  f"{other.model} on {other.dataset}")
+    model = build_for(rewind.model, rewind.dataset)
+    if previous is None:
+        mask = Mask.ones(model, prunable(model, unpruned))
+    else:
+        mask = previous.mask
+        mask.check(model, "previous ticket")
+    new = global_magnitude(trained.state, mask, fraction)
+    meta = {"method": "imp", "level": level, "seed": rewind.meta.get("seed"), "fraction": fraction,
+            "nominal_sparsity": imp_sparsity(level, fraction)}
+    return Checkpoint(rewind.model, rewind.dataset, rewind.step, rewind.state, new, meta)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.imp", description="Make the ticket of one IMP level.")
+    p.add_argument("--rewind", required=True, help="the dense run's rewind checkpoint")
+    p.add_argument("--trained", required=True, help="final checkpoint of the previous level (level 1: the dense run)")
+    p.add_argument("--previous", help="the previous level's ticket (absent for level 1)")
+    p.add_argument("--level", type=int, required=True)
+    p.add_argument("--fraction", type=float, default=0.2, help="fraction of the remaining weights to prune")
+    p.add_argument("--unpruned", nargs="*", default=[], help="globs of weights never pruned, e.g. fc.weight")
+    p.add_argument("-o", "--out", required=True, help="the ticket file; its JSON summary goes beside it")
+    args = p.parse_args(argv)
+
+    rewind = Checkpoint.load(args.rewind)
+    trained = Checkpoint.load(args.trained)
+    previous = Checkpoint.load(args.previous, "ticket") if args.previous else None
+    ticket = next_ticket(rewind, trained, previous, args.level, args.fraction, args.unpruned)
+    ticket.save(args.out, "ticket")
+    io.write_json(Path(args.out).with_suffix(".json"), {"model": ticket.model, "dataset": ticket.dataset,
+                  "step": ticket.step, **ticket.meta, **ticket.mask.summary()})
+    print(f"{ticket.model} IMP level {args.level}: sparsity {ticket.mask.sparsity:.4%} "
+          f"(nominal {imp_sparsity(args.level, args.fraction):.4%}), {ticket.mask.remaining} of {ticket.mask.total} weights kept")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The paper's accuracy-versus-sparsity figures, drawn from runs.csv alone.
+
+Fig 3 has one panel per model: test accuracy against sparsity for every ticket-producing method
+(IMP, ETTs from each source depth, the pruning baselines dashed), the mean over seeds with one
+standard deviation as a band, and the dense accuracy as a horizontal line with its band. The
+sparsity axis is logarithmic in the weights remaining, so IMP's levels are evenly spaced, and is
+labelled in percent sparsity as the paper's figures are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+from elth import io  # noqa: E402
+from elth.errors import ElthError, cli_errors  # noqa: E402
+from elth.models.names import parse  # noqa: E402
+
+METHOD_LABELS = {"imp": "IMP", "reinit": "Reinit", "random": "Random", "magnitude": "Magnitude",
+                 "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow"}
+BASELINES = {"reinit", "random", "magnitude", "snip", "grasp", "synflow"}
+
+
+def model_title(name: str) -> str:
+    """'resnet20-w0.5' -> 'ResNet-20 (w0.5)', 'vgg13' -> 'VGG-13', as the paper names them."""
+    m = re.fullmatch(r"(imagenet-)?(resnet|vgg|mlp)-?([\d-]+)(?:-(w[\d.]+|fc\d+))?", name)
+    if not m:
+        return name
+    base = {"resnet": "ResNet", "vgg": "VGG", "mlp": "MLP"}[m[2]]
+    return f"{base}-{m[3]}" + (f" ({m[4]})" if m[4] else "")
+
+
+def depth_label(name: str) -> str:
+    digits = re.search(r"\d+", name)
+    return digits[0] if digits else name
+
+
+def label(row: pd.Series) -> str:
+    if row["method"] == "ett":
+        return f"ETTs ← {depth_label(row['source'])}"
+    return METHOD_LABELS.get(row["method"], row["method"])
+
+
+def model_order(models: list[str]) -> list[str]:
+    """Panels by family, then depth, then width, as the paper lays them out."""
+    def key(name: str) -> tuple:
+        spec = parse(name)
+        return (spec.family, [int(x) for x in re.findall(r"\d+", name)])
+    return sorted(models, key=key)
+
+
+def fig3(runs: pd.DataFrame, title: str | None = None) -> plt.Figure:
+    if runs.empty:
+        raise ElthError("runs.csv has no runs: nothing to draw")
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    models = model_order(list(runs["model"].unique()))
+    sparse = runs[runs["method"] != "dense"].copy()
+    sparse["label"] = sparse.apply(label, axis=1)
+    sparse["remaining"] = 100.0 * (1.0 - sparse["sparsity"])
+    # One x per (curve, level): the mean over seeds, since transformed tickets' sparsities differ slightly.
+    sparse["x"] = sparse.groupby(["model", "label", "level"])["remaining"].transform("mean")
+    sparse["test_acc"] *= 100.0
+    labels = sorted(sparse["label"].unique(), key=lambda s: (s in {METHOD_LABELS[b] for b in BASELINES}, s != "IMP", s))
+    palette = dict(zip(labels, sns.color_palette("tab10", n_colors=max(len(labels), 1))))
+    dashes = {lab: (4, 2) if lab in {METHOD_LABELS[b] for b in BASELINES} else "" for lab in labels}
+
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
+        dense = runs[(runs["model"] == model) & (runs["method"] == "dense")]["test_acc"] * 100.0
+        if len(dense):
+            mean, sd = dense.mean(), dense.std(ddof=0)
+            ax.axhline(mean, color="black", lw=1.2, label="Dense")
+            ax.axhspan(mean - sd, mean + sd, color="black", alpha=0.08, lw=0)
+        here = sparse[sparse["model"] == model]
+        if len(here):
+            sns.lineplot(data=here, x="x", y="test_acc", hue="label", style="label", hue_order=labels,
+                         style_order=labels, palette=palette, dashes=dashes, markers=True, markersize=5,
+                         errorbar="sd", err_kws={"alpha": 0.15}, ax=ax, legend=False)
+            ticks = sorted(here["x"].unique(), reverse=True)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels([f"{100 - t:.1f}" for t in ticks], rotation=45, ha="right")
+            ax.set_xlim(max(ticks) * 1.1, min(ticks) / 1.1)
+        ax.set_title(model_title(model))
+        ax.set_xlabel("Sparsity (%)")
+        ax.set_ylabel("Test accuracy (%)")
+    handles = [plt.Line2D([], [], color="black", lw=1.2, label="Dense")]
+    handles += [plt.Line2D([], [], color=palette[lab], marker="o", markersize=4,
+                           linestyle="--" if dashes[lab] else "-", label=lab) for lab in labels]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(handles) > 6), 1, 1))
+    return fig
+
+
+def save(fig: plt.Figure, *paths: str) -> None:
+    """Write each format atomically (the DAG must never see a half-written figure)."""
+    for path in paths:
+        with io.atomic_path(path) as tmp:
+            fig.savefig(tmp, format=os.path.splitext(path)[1][1:], dpi=150)
+    plt.close(fig)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.report.figures", description="Draw a figure from runs.csv.")
+    p.add_argument("figure", choices=["fig3"])
+    p.add_argument("--runs", required=True, help="results/tables/runs.csv")
+    p.add_argument("--pdf", required=True)
+    p.add_argument("--png", required=True)
+    args = p.parse_args(argv)
+    runs = pd.read_csv(args.runs, keep_default_na=False)
+    experiment = ", ".join(sorted(set(runs["experiment"]))) if len(runs) else ""
+    dataset = ", ".join(sorted(set(runs["dataset"]))) if len(runs) else ""
+    save(fig3(runs, f"{experiment}: {dataset}, {runs['seed'].nunique()} seed(s)"), args.pdf, args.png)
+    print(f"{args.figure}: {runs['model'].nunique()} panels -> {args.pdf}, {args.png}")
+
+
+if __name__ == "__main__":
+    main()

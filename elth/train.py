@@ -1,0 +1,190 @@
+"""Training: one entry point for dense runs and for retraining every kind of ticket.
+
+The recipe is the paper's (Table 1, from open_lth): SGD with momentum and weight decay, a step
+schedule with optional linear warmup, a fixed batch size. Training is counted in steps; epochs,
+milestones, warmup and the rewind point convert to steps with the epoch's number of full batches.
+
+A ticket's retraining starts at the ticket's step (the rewind point) with fresh momentum, the
+learning rate that step has in the schedule, and the data order of that step, as open_lth's
+lottery runner does. The mask is applied to the weights before the first step and after every
+optimizer step, so a pruned weight is exactly 0.0 whenever the model is evaluated or saved.
+
+Metrics are accumulated on the device and read once per epoch: there is no host sync per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _io
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from elth import data as datasets
+from elth import io
+from elth.checkpoint import Checkpoint, build_for
+from elth.errors import CheckpointError, ConfigError, cli_errors
+from elth.prune.mask import Mask
+from elth.recipe import Recipe
+
+@dataclass
+class Result:
+    history: list[dict]
+    snapshot: dict[str, Tensor] | None
+    seconds: float
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches) -> tuple[Tensor, Tensor]:
+    """Mean loss and accuracy over all `batches`, as device tensors (no host sync)."""
+    model.eval()
+    loss = correct = count = None
+    for x, y in batches:
+        out = model(x)
+        batch_loss = F.cross_entropy(out, y, reduction="sum")
+        batch_correct = (out.argmax(1) == y).sum()
+        loss = batch_loss if loss is None else loss + batch_loss
+        correct = batch_correct if correct is None else correct + batch_correct
+        count = len(y) if count is None else count + len(y)
+    return loss / count, correct.float() / count
+
+
+def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None = None, start_step: int = 0,
+          snapshot_step: int | None = None, log: Callable[[dict], None] | None = None) -> Result:
+    """Train `model` in place from `start_step` to the end of `recipe`; return per-epoch metrics.
+
+    With `snapshot_step`, the model's state at that step (after that many updates) is returned too:
+    the rewind point of a dense run.
+    """
+    device = next(model.parameters()).device
+    spe = data.steps_per_epoch(recipe.batch_size)
+    total = recipe.total_steps(spe)
+    if not 0 <= start_step < total:
+        raise ConfigError(f"start step {start_step} is outside the {total} steps of this recipe")
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay, foreach=True)
+    params = dict(model.named_parameters())
+    masked = [params[n] for n in mask] if mask is not None else []
+    factors = [mask[n].to(device=device, dtype=params[n].dtype) for n in mask] if mask is not None else []
+    if masked:
+        with torch.no_grad():
+            torch._foreach_mul_(masked, factors)
+
+    snapshot = None
+    history: list[dict] = []
+    begin = time.perf_counter()
+    step = start_step
+    for epoch in range(start_step // spe, recipe.epochs):
+        tic = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        for x, y in data.epoch(seed, epoch, recipe.batch_size, start=step - epoch * spe):
+            if step == snapshot_step:
+                snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr_at(step, spe)
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if masked:
+                with torch.no_grad():
+                    torch._foreach_mul_(masked, factors)
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            step += 1
+        test_loss, test_acc = evaluate(model, data.test_batches())
+        row = {"epoch": epoch + 1, "step": step, "lr": recipe.lr_at(step - 1, spe),
+               "train_loss": (loss_sum / seen).item(), "train_acc": (correct.float() / seen).item(),
+               "test_loss": test_loss.item(), "test_acc": test_acc.item(), "seconds": time.perf_counter() - tic}
+        history.append(row)
+        if log is not None:
+            log(row)
+    return Result(history, snapshot, time.perf_counter() - begin)
+
+
+def metrics_csv(history: list[dict]) -> str:
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.train", description=(
+        "Train a model densely from its seeded initialisation (saving the rewind point), or retrain a ticket."))
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--recipe", required=True, help="the training recipe as JSON (see config.yaml)")
+    p.add_argument("--data", default="{}", help="dataset options as JSON: root, download, train_subset, augment")
+    p.add_argument("--ticket", help="retrain this ticket; without it, train densely from the seeded init")
+    p.add_argument("--out", required=True, help="directory for final.pt, metrics.csv, summary.json (and rewind.pt)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:n]")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    recipe = Recipe.from_dict(json.loads(args.recipe))
+    opts = json.loads(args.data)
+    device = pick_device(args.device)
+    out = Path(args.out)
+
+    if args.ticket:
+        ticket = Checkpoint.load(args.ticket, "ticket", model=args.model, dataset=args.dataset)
+        model = ticket.build_model() if ticket.state else build_for(args.model, args.dataset)
+        mask, start, meta = ticket.mask, ticket.step, dict(ticket.meta)
+    else:
+        model = build_for(args.model, args.dataset, seed=args.seed)
+        mask, start, meta = None, 0, {"method": "dense", "level": 0}
+    model.to(device)
+
+    data = datasets.open_data(args.dataset, opts.get("root", "data"), device, opts.get("download", False),
+                              opts.get("train_subset"), opts.get("augment"), workers=args.threads)
+    spe = data.steps_per_epoch(recipe.batch_size)
+    rewind = None if args.ticket else recipe.rewind_step(spe)
+    if args.ticket and start >= recipe.total_steps(spe):
+        raise CheckpointError(f"{args.ticket}: its step {start} is past the end of this recipe ({recipe.total_steps(spe)} steps)")
+
+    print(f"{args.model} on {args.dataset}, seed {args.seed}, {device}: {recipe.epochs} epochs of {spe} steps, "
+          f"from step {start}" + (f", mask sparsity {mask.sparsity:.2%}" if mask is not None else ""), flush=True)
+    result = train(model, data, recipe, args.seed, mask=mask, start_step=start, snapshot_step=rewind,
+                   log=lambda r: print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True))
+
+    if rewind is not None:
+        Checkpoint(args.model, args.dataset, rewind, result.snapshot, meta={"seed": args.seed}).save(out / "rewind.pt")
+    Checkpoint(args.model, args.dataset, recipe.total_steps(spe), model.state_dict(), mask, meta).save(out / "final.pt")
+    io.write_text(out / "metrics.csv", metrics_csv(result.history))
+    last = result.history[-1]
+    io.write_json(out / "summary.json", {
+        "model": args.model, "dataset": args.dataset, "seed": args.seed,
+        "method": meta.get("method", "dense"), "source": meta.get("source", ""), "scheme": meta.get("scheme", ""),
+        "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,
+        "test_acc": last["test_acc"], "best_acc": max(r["test_acc"] for r in result.history),
+        "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
+        "wall_s": result.seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    })
+
+
+if __name__ == "__main__":
+    main()

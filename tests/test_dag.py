@@ -1,0 +1,104 @@
+"""The DAG end to end through snakemake's CLI on a micro study, its caching, and the paper DAGs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def micro_config(data_root: Path, workdir: Path) -> Path:
+    config = {
+        "experiment": "micro",
+        "dataset": {"name": "fashion-mnist", "root": str(data_root), "augment": []},
+        "seeds": [0],
+        "models": ["resnet8-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 2, "fraction": 0.5},
+    }
+    path = workdir / "micro.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashion_root: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    config = micro_config(fashion_root, work)
+    run = snakemake(work, "--configfile", str(config), "--cores", "2", "results/figures/fig3.pdf")
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    runs = pd.read_csv(work / "results" / "tables" / "runs.csv", keep_default_na=False)
+    assert list(runs["method"]) == ["dense", "imp", "imp"] and list(runs["level"]) == [0, 1, 2]
+    assert runs["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.75], abs=1e-3)
+    assert set(runs["experiment"]) == {"micro"} and runs["test_acc"].between(0, 1).all()
+    assert (work / "results" / "figures" / "fig3.pdf").stat().st_size > 1000
+    run_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0"
+    for f in ["dense/rewind.pt", "dense/final.pt", "dense/metrics.csv", "imp/level2/ticket.json", "imp/level2/final.pt"]:
+        assert (run_dir / f).is_file(), f
+    assert (work / "logs" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "dense.log").is_file()
+
+    again = snakemake(work, "--configfile", str(config), "-n", "results/figures/fig3.pdf")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    (run_dir / "imp" / "level1" / "final.pt").unlink()
+    stale = snakemake(work, "--configfile", str(config), "-n", "results/figures/fig3.pdf")
+    assert job_counts(stale.stdout) == {"retrain": 2, "imp_ticket": 1, "aggregate": 1, "fig3": 1}
+    assert "imp/level1/final.pt" in stale.stdout and "dense/final.pt" not in stale.stdout.split("Job stats")[0].split("reason")[0]
+
+
+def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    config = micro_config(tmp_path / "empty", work)
+    run = snakemake(work, "--configfile", str(config), "--cores", "1", "results/figures/fig3.pdf")
+    assert run.returncode != 0
+    assert "dataset 'fashion-mnist' not found" in run.stdout + run.stderr
+    assert not (work / "results" / "fashion-mnist" / "resnet8-w0.25").exists()
+
+
+@pytest.mark.parametrize("edit,named", [("modle: [resnet20]\n", "modle"), ("models: [resnet21]\n", "6n+2")])
+def test_a_bad_config_fails_before_any_job(tmp_path: Path, edit: str, named: str) -> None:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("models")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config) + edit)
+    run = snakemake(tmp_path, "--configfile", str(path), "-n")
+    assert run.returncode != 0 and named in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_resnet_dag_builds_fast_without_the_data(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / "cifar10-resnet.yaml"), "-n",
+                    "results/figures/fig3.pdf")
+    elapsed = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "retrain": 240,
+                                      "aggregate": 1, "fig3": 1}
+    assert elapsed < 10
+
+
+@pytest.mark.parametrize("name", ["cifar10-vgg", "imagenet-resnet"])
+def test_other_paper_dags_build(tmp_path: Path, name: str) -> None:
+    run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / f"{name}.yaml"), "-n")
+    assert run.returncode == 0, run.stderr[-2000:]

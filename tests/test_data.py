@@ -1,0 +1,120 @@
+"""Data: torchvision's real loaders on files in their on-disk formats, the Debian unpacking,
+the missing-data message, and augmentation as batched tensor ops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from elth import data
+from elth.errors import ConfigError, DatasetMissing
+
+from conftest import ROOT, write_mnist_like
+
+
+def test_cifar10_loads_through_torchvision_from_its_pickle_batches(cifar_root: Path) -> None:
+    train = data.load_split("cifar10", cifar_root, train=True)
+    test = data.load_split("cifar10", cifar_root, train=False)
+    assert train.images.shape == (100, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert test.images.shape == (30, 3, 32, 32) and set(test.labels.tolist()) <= set(range(10))
+
+
+def test_svhn_loads_through_torchvision_and_maps_label_10_to_0(svhn_root: Path) -> None:
+    train = data.load_split("svhn", svhn_root, train=True)
+    assert train.images.shape == (40, 3, 32, 32)
+    assert int(train.labels.min()) == 0 and int(train.labels.max()) == 9
+
+
+def test_svhn_images_keep_their_pixels_in_channel_first_order(svhn_root: Path) -> None:
+    import scipy.io
+
+    raw = scipy.io.loadmat(svhn_root / "train_32x32.mat")["X"]  # (H, W, C, N)
+    train = data.load_split("svhn", svhn_root, train=True)
+    assert torch.equal(train.images[3, 1], torch.from_numpy(raw[:, :, 1, 3]))
+
+
+def test_fashion_mnist_is_unpacked_from_debian_gz_files(tmp_path: Path) -> None:
+    debian = tmp_path / "debian"
+    write_mnist_like(debian, gz=True)
+    root = tmp_path / "data"
+    assert data.unpack_debian_fashion_mnist(root, source=debian)
+    assert not data.unpack_debian_fashion_mnist(root, source=debian)  # idempotent
+    train = data.load_split("fashion-mnist", root, train=True)
+    assert train.images.shape == (256, 1, 28, 28)
+
+
+def test_manifest_describes_the_dataset(cifar_root: Path) -> None:
+    m = data.manifest("cifar10", cifar_root)
+    assert m["train"] == 100 and m["test"] == 30 and m["in_channels"] == 3 and m["classes_seen"] == 10
+
+
+@pytest.mark.parametrize("name,where", [("cifar10", "cifar-10-batches-py"), ("svhn", "train_32x32.mat"),
+                                        ("mnist", "MNIST/raw"), ("imagenet", "imagenet/train")])
+def test_a_missing_dataset_names_the_path_and_the_ways_to_provide_it(tmp_path: Path, name: str, where: str) -> None:
+    with pytest.raises(DatasetMissing) as err:
+        data.manifest(name, tmp_path / "nowhere")
+    message = str(err.value)
+    assert where in message and str((tmp_path / "nowhere").resolve()) in message
+    assert "Provide it" in message and "dataset.root" in message
+
+
+def test_the_cli_prints_the_missing_data_message_without_a_traceback(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "elth.data", "cifar10", "--root", str(tmp_path), "-o", str(tmp_path / "m.json")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert "dataset 'cifar10' not found" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_the_cli_writes_a_manifest(fashion_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    subprocess.run([sys.executable, "-m", "elth.data", "fashion-mnist", "--root", str(fashion_root), "-o", str(out)],
+                   check=True, capture_output=True, cwd=ROOT)
+    assert json.loads(out.read_text())["train"] == 256
+
+
+def test_random_crop_cuts_each_image_at_its_own_offset() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (5, 3, 8, 8), generator=g, dtype=torch.uint8)
+    offsets = torch.randint(0, 9, (5, 2), generator=g)
+    out = data.random_crop(images, offsets, pad=4)
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    for i, (r, c) in enumerate(offsets.tolist()):
+        assert torch.equal(out[i], padded[i, :, r:r + 8, c:c + 8])
+
+
+def device_data(augment: tuple[str, ...]) -> data.DeviceData:
+    g = torch.Generator().manual_seed(0)
+    split = data.Split(torch.randint(0, 255, (50, 1, 28, 28), generator=g, dtype=torch.uint8), torch.arange(50) % 10)
+    return data.DeviceData(split, split, data.info("fashion-mnist"), augment, torch.device("cpu"))
+
+
+def test_an_epoch_is_fixed_by_seed_and_epoch_and_resuming_inside_it_gives_its_remaining_batches() -> None:
+    d = device_data(("crop", "flip"))
+    full = list(d.epoch(seed=3, epoch=2, batch_size=8))
+    again = list(d.epoch(seed=3, epoch=2, batch_size=8))
+    tail = list(d.epoch(seed=3, epoch=2, batch_size=8, start=4))
+    other = list(d.epoch(seed=3, epoch=3, batch_size=8))
+    assert len(full) == 6  # 50 // 8: the partial batch is dropped
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full, again))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full[4:], tail)) and len(tail) == 2
+    assert not torch.equal(full[0][0], other[0][0])
+
+
+def test_without_augmentation_an_epoch_is_a_permutation_of_the_normalised_images() -> None:
+    d = device_data(())
+    x, y = next(d.epoch(seed=0, epoch=0, batch_size=50))
+    expected = (d.train.images.float() / 255 - 0.2860) / 0.3530
+    order = [int(torch.argmin(((expected - img) ** 2).flatten(1).sum(1))) for img in x]
+    assert sorted(order) == list(range(50))
+    assert torch.allclose(x, expected[order], atol=1e-5) and torch.equal(y, d.train.labels[order])
+
+
+def test_unknown_augmentation_is_refused() -> None:
+    with pytest.raises(ConfigError, match="rotate"):
+        device_data(("rotate",))

@@ -1,0 +1,125 @@
+"""Training: pruned weights stay exactly zero, the rewind point is the state after r steps, the
+schedule is Table 1's, and a run is a function of its seed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from elth.data import DeviceData, Split, info
+from elth.errors import ConfigError
+from elth.models.registry import build
+from elth.prune import Mask, prunable
+from elth.recipe import Recipe, to_steps
+from elth.train import train
+
+from conftest import class_images
+
+
+def tiny_data(n_train: int = 96, n_test: int = 40, augment: tuple[str, ...] = ("crop", "flip")) -> DeviceData:
+    def split(n: int, seed: int) -> Split:
+        images, labels = class_images(n, 28, 1, seed)
+        return Split(torch.from_numpy(images), torch.from_numpy(labels).long())
+    return DeviceData(split(n_train, 0), split(n_test, 1), info("fashion-mnist"), augment, torch.device("cpu"))
+
+
+def tiny_model(seed: int = 0):
+    return build("resnet8-w0.25", in_channels=1, num_classes=10, seed=seed)
+
+
+def random_mask(model, density: float, seed: int) -> Mask:
+    g = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    return Mask({n: torch.rand(params[n].shape, generator=g) < density for n in prunable(model)})
+
+
+RECIPE = Recipe(epochs=2, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-3, milestones=(1,))
+
+
+@settings(max_examples=6, deadline=None)
+@given(density=st.floats(0.05, 0.9), seed=st.integers(0, 1000))
+def test_pruned_weights_are_exactly_zero_after_every_step_with_momentum_and_weight_decay(density: float, seed: int) -> None:
+    model = tiny_model(seed)
+    mask = random_mask(model, density, seed)
+    params = dict(model.named_parameters())
+    seen = []
+
+    def check(*_: object) -> None:
+        for n in mask:
+            seen.append(bool((params[n][~mask[n]] == 0.0).all()))
+
+    model.register_forward_pre_hook(check)  # runs before every step's forward and every evaluation
+    train(model, tiny_data(), RECIPE, seed=seed, mask=mask)
+    assert seen and all(seen)
+    for n in mask:
+        assert bool((params[n][~mask[n]] == 0.0).all())
+        assert bool((params[n][mask[n]] != 0.0).any()), "unpruned weights should train"
+
+
+def test_rewind_snapshot_is_the_state_after_that_many_steps() -> None:
+    data = tiny_data()
+    full = train(tiny_model(), data, RECIPE, seed=1, snapshot_step=2)
+    # Two steps by hand on the same batches (3 steps per epoch: the snapshot falls inside epoch 1).
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, foreach=True)
+    batches = data.epoch(1, 0, 32)
+    for _ in range(2):
+        x, y = next(batches)
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in model.state_dict().items():
+        assert torch.allclose(full.snapshot[k], v, atol=1e-6), k
+
+
+def test_training_is_a_function_of_the_seed() -> None:
+    a, b = tiny_model(), tiny_model()
+    train(a, tiny_data(), RECIPE, seed=5)
+    train(b, tiny_data(), RECIPE, seed=5)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_retraining_from_a_step_inside_an_epoch_runs_the_rest_of_the_schedule() -> None:
+    history = train(tiny_model(), tiny_data(), RECIPE, seed=0, start_step=4).history
+    assert [row["epoch"] for row in history] == [2]
+    assert history[0]["step"] == 6 and history[0]["lr"] == pytest.approx(0.01)
+
+
+def test_training_learns_a_learnable_task() -> None:
+    recipe = Recipe(epochs=6, batch_size=32, lr=0.05, momentum=0.9, weight_decay=1e-4)
+    history = train(tiny_model(), tiny_data(192, 60, ()), recipe, seed=0).history
+    assert history[-1]["test_acc"] > 0.5 and history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_step_schedule_and_linear_warmup() -> None:
+    recipe = Recipe(epochs=90, batch_size=1, lr=0.4, milestones=(30, 60, 80), warmup="5ep")
+    spe = 10
+    assert recipe.lr_at(0, spe) == pytest.approx(0.4 / 50)
+    assert recipe.lr_at(49, spe) == pytest.approx(0.4)
+    assert recipe.lr_at(299, spe) == pytest.approx(0.4)
+    assert recipe.lr_at(300, spe) == pytest.approx(0.04)
+    assert recipe.lr_at(800, spe) == pytest.approx(0.0004)
+
+
+def test_durations_count_steps_or_epochs() -> None:
+    assert to_steps("1000it", 390) == 1000 and to_steps("5ep", 390) == 1950
+    with pytest.raises(ConfigError, match="'1000'"):
+        to_steps("1000", 390)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"milestones": (120, 80)}, "increasing"), ({"milestones": (200,)}, "within"), ({"rewind": "10 steps"}, "duration"),
+    ({"lr": -0.1}, "positive"),
+])
+def test_impossible_recipes_are_refused(bad: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Recipe.from_dict({"epochs": 160, "batch_size": 128, "lr": 0.1, **bad})
+
+
+def test_rewind_point_past_the_end_is_refused() -> None:
+    with pytest.raises(ConfigError, match="rewind point"):
+        Recipe(epochs=1, batch_size=1, lr=0.1, rewind="5ep").rewind_step(100)

@@ -1,0 +1,79 @@
+# Config loading and validation, and the input functions of every rule.
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from elth import config as study
+from elth.errors import ConfigError
+
+min_version("9.0")
+
+# With --configfile, that file is the whole study: the demo's values must not leak into it, so
+# config.yaml is read only when no config file is given on the command line.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+try:
+    study.check(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+# Rules run the elth CLIs with the interpreter that runs snakemake, so the environment that has
+# snakemake (the .venv of setup.sh) is the one that trains, without activating anything.
+PY = sys.executable
+DATASET = config["dataset"]["name"]
+MODELS = config["models"]
+SEEDS = config["seeds"]
+LEVELS = range(1, config["pruning"]["levels"] + 1)
+RUN = "results/{dataset}/{model}/seed{seed}"
+# Ticket directories under a run that the shared retraining rule serves.
+TICKETS = r"imp/level\d+"
+
+
+wildcard_constraints:
+    dataset="fashion-mnist|mnist|cifar10|svhn|imagenet",
+    model=r"[a-z0-9][a-z0-9.-]*",
+    seed=r"\d+",
+    level=r"[1-9]\d*",
+
+
+def run_dir(model, seed):
+    return RUN.format(dataset=DATASET, model=model, seed=seed)
+
+
+def dense_summaries():
+    return [f"{run_dir(m, s)}/dense/summary.json" for m in MODELS for s in SEEDS]
+
+
+def imp_summaries():
+    return [f"{run_dir(m, s)}/imp/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS]
+
+
+def all_summaries():
+    return dense_summaries() + imp_summaries()
+
+
+def imp_inputs(wildcards):
+    """Level k prunes what level k-1 learned (level 0: the dense run) and rewinds to the dense run."""
+    run = RUN.format(**wildcards)
+    k = int(wildcards.level)
+    inputs = {"rewind": f"{run}/dense/rewind.pt"}
+    if k == 1:
+        inputs["trained"] = f"{run}/dense/final.pt"
+    else:
+        inputs["trained"] = f"{run}/imp/level{k - 1}/final.pt"
+        inputs["previous"] = f"{run}/imp/level{k - 1}/ticket.pt"
+    return inputs
+
+
+def train_params(wildcards):
+    return {"recipe": study.recipe_json(config, wildcards.model), "data": study.data_json(config)}
+
+
+def gpus():
+    """GPUs a training job holds: bound jobs sharing GPUs with --resources gpu=N."""
+    return 0 if config["resources"]["device"] == "cpu" else 1

@@ -1,0 +1,24 @@
+# Dense training from the seeded initialisation: the rewind checkpoint every ticket restarts from,
+# and the trained weights IMP's first round prunes.
+
+
+rule dense:
+    input:
+        data="results/{dataset}/dataset.json",
+    output:
+        rewind=f"{RUN}/dense/rewind.pt",
+        final=f"{RUN}/dense/final.pt",
+        metrics=f"{RUN}/dense/metrics.csv",
+        summary=f"{RUN}/dense/summary.json",
+    params:
+        train=train_params,
+        device=config["resources"]["device"],
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/{dataset}/{model}/seed{seed}/dense.log",
+    shell:
+        "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
+        " --device {params.device} --out $(dirname {output.final}) > {log} 2>&1"

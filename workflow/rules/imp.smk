@@ -1,0 +1,19 @@
+# One IMP round per level: prune the previous level's trained weights and rewind.
+
+
+rule imp_ticket:
+    input:
+        unpack(imp_inputs),
+    output:
+        ticket=f"{RUN}/imp/level{{level}}/ticket.pt",
+        info=f"{RUN}/imp/level{{level}}/ticket.json",
+    params:
+        previous=lambda w, input: f"--previous {input.previous}" if "previous" in input.keys() else "",
+        fraction=config["pruning"]["fraction"],
+        unpruned=lambda w: " ".join(f"'{p}'" for p in study.unpruned(config, w.model)),
+    log:
+        "logs/{dataset}/{model}/seed{seed}/imp/level{level}/ticket.log",
+    shell:
+        "{PY} -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
+        " --level {wildcards.level} --fraction {params.fraction} --unpruned {params.unpruned}"
+        " -o {output.ticket} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Retraining of a ticket: one rule for every kind of ticket, with the target model's recipe.
+
+
+rule retrain:
+    input:
+        data="results/{dataset}/dataset.json",
+        ticket=f"{RUN}/{{ticket}}/ticket.pt",
+    output:
+        final=f"{RUN}/{{ticket}}/final.pt",
+        metrics=f"{RUN}/{{ticket}}/metrics.csv",
+        summary=f"{RUN}/{{ticket}}/summary.json",
+    wildcard_constraints:
+        ticket=TICKETS,
+    params:
+        train=train_params,
+        device=config["resources"]["device"],
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/{dataset}/{model}/seed{seed}/{ticket}/retrain.log",
+    shell:
+        "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --ticket {input.ticket} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
+        " --threads {threads} --device {params.device} --out $(dirname {output.final}) > {log} 2>&1"
