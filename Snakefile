@@ -1,6 +1,7 @@
 # elth: the Elastic Lottery Ticket Hypothesis as a DAG of file-producing rules.
-#   snakemake --cores 2 results/figures/fig3.pdf                      # the embedded demo (config.yaml)
+#   snakemake --cores 2                                               # the embedded demo (config.yaml)
 #   snakemake --cores 8 --configfile config/paper/cifar10-resnet.yaml   # a paper study
+#   snakemake --cores 2 results/figures/fig3.pdf                      # one target and what it needs
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -10,8 +11,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# The default target lists every run as well as the table and figure: Snakemake rebuilds a missing
+# file only for a target or for a job that has to run, so a deleted run (an IMP level, say) is
+# redone, with what depends on it, when its summary is a target.
 rule all:
     input:
+        all_summaries(),
         "results/tables/runs.csv",
         "results/figures/fig3.pdf",
     default_target: True

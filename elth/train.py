@@ -18,7 +18,6 @@ import argparse
 import csv
 import io as _io
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.ticket:
         ticket = Checkpoint.load(args.ticket, "ticket", model=args.model, dataset=args.dataset)
-        model = ticket.build_model() if ticket.state else build_for(args.model, args.dataset)
+        model = ticket.build_model()
         mask, start, meta = ticket.mask, ticket.step, dict(ticket.meta)
     else:
         model = build_for(args.model, args.dataset, seed=args.seed)
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,
         "test_acc": last["test_acc"], "best_acc": max(r["test_acc"] for r in result.history),
         "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
-        "wall_s": result.seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "wall_s": result.seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({args.threads} threads)",
     })
 
 

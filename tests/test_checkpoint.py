@@ -61,6 +61,7 @@ def test_a_pickle_that_runs_code_does_not_load(tmp_path: Path) -> None:
     assert not Path("/tmp/elth-pwned").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_plain_pickle_is_not_an_elth_file(tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     torch.save({"weights": torch.zeros(2)}, path)

@@ -121,7 +121,7 @@ def test_seeded_init_is_a_function_of_the_seed_alone() -> None:
 
 
 @pytest.mark.parametrize("bad,expected", [
-    ("resnet21", "6n+2"), ("resnte20", "Did you mean 'resnet20'"), ("vgg12", "one of"), ("mlp0", "at least one"),
+    ("resnet21", r"6n\+2"), ("resnte20", "Did you mean 'resnet20'"), ("vgg12", "one of"), ("mlp0", "at least one"),
     ("imagenet-resnet50", "block config"), ("transformer", "unknown model"),
 ])
 def test_bad_model_names_say_what_would_work(bad: str, expected: str) -> None:

@@ -1,4 +1,5 @@
 # Config loading and validation, and the input functions of every rule.
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -13,7 +14,7 @@ min_version("9.0")
 # config.yaml is read only when no config file is given on the command line.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
