@@ -7,6 +7,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/imp.smk"
+include: "workflow/rules/ett.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 

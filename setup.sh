@@ -28,10 +28,9 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   say "installing the Python packages into $venv (first time: a few minutes)"
-  # pip warns about find-links folders some machines configure and lack; those lines are noise.
-  quiet() { grep -v -e "is ignored: it is neither a file nor a directory" -e "^  *$" >&2 || true; }
-  "$venv/bin/python" -m pip install -q --upgrade pip 2> >(quiet)
-  "$venv/bin/python" -m pip install -q -e ".[test]" 2> >(quiet)
+  "$venv/bin/python" -m pip install -q --upgrade pip 2>"$venv/pip.log" || { cat "$venv/pip.log" >&2; exit 1; }
+  # pip's and setuptools' warnings go to a log, shown only when the install fails.
+  "$venv/bin/python" -m pip install -q -e ".[test]" 2>"$venv/pip.log" || { cat "$venv/pip.log" >&2; exit 1; }
   # A torch/torchvision pair that does not match fails here, on one real op, not later in a test.
   "$venv/bin/python" - <<'PY'
 import torch, torchvision

@@ -12,8 +12,9 @@ import json
 from typing import Any
 
 from elth.errors import ConfigError
-from elth.models.names import parse
+from elth.models.names import parse, width
 from elth.recipe import Recipe
+from elth.transform.spec import plan_for
 
 
 def check(config: dict[str, Any]) -> None:
@@ -34,6 +35,34 @@ def check(config: dict[str, Any]) -> None:
             Recipe.from_dict(recipe)
         except ConfigError as err:
             raise ConfigError(f"config key recipes.{family}: {err}") from None
+    ett_jobs(config)
+
+
+def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Every configured transformation as (source, target, scheme, spec), each checked against both
+    models, so an impossible transfer stops the DAG before any job runs."""
+    jobs: dict[tuple[str, str, str], str] = {}
+    models = config["models"]
+    for n, entry in enumerate(config.get("ett", [])):
+        where = f"config key ett[{n}] (scheme {entry['scheme']!r})"
+        if entry["pairs"] == "all":
+            pairs = [(a, b) for a in models for b in models
+                     if a != b and parse(a).family == parse(b).family and width(a) == width(b)]
+        else:
+            pairs = [tuple(p.split("->")) for p in entry["pairs"]]
+        for source, target in pairs:
+            for model in (source, target):
+                if model not in models:
+                    raise ConfigError(f"{where}: {model} is not in `models`; add it there so its IMP tickets and "
+                                      "recipe exist")
+            if (source, target, entry["scheme"]) in jobs:
+                raise ConfigError(f"{where}: scheme {entry['scheme']!r} is given twice for {source}->{target}")
+            try:
+                plan_for(entry["spec"], source, target)
+            except ConfigError as err:
+                raise ConfigError(f"{where}, pair {source}->{target}: {err}") from None
+            jobs[(source, target, entry["scheme"])] = entry["spec"]
+    return [(s, t, scheme, spec) for (s, t, scheme), spec in jobs.items()]
 
 
 def family(model: str) -> str:

@@ -79,3 +79,12 @@ def test_semantic_errors_name_the_key(edit, message: str) -> None:
     validate(config, SCHEMA, set_default=True)
     with pytest.raises(ConfigError, match=message):
         study.check(config)
+
+
+def test_config_checks_do_not_import_torch() -> None:
+    # The DAG imports elth.config while it builds; torch would cost seconds on every snakemake call.
+    import subprocess
+    import sys
+
+    code = "import sys, elth.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,9 +24,11 @@ def micro_config(data_root: Path, workdir: Path) -> Path:
         "experiment": "micro",
         "dataset": {"name": "fashion-mnist", "root": str(data_root), "augment": []},
         "seeds": [0],
-        "models": ["resnet8-w0.25"],
+        "models": ["resnet8-w0.25", "resnet14-w0.25"],
         "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
         "pruning": {"levels": 2, "fraction": 0.5},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet8-w0.25"]},
+                {"scheme": "drop-1", "spec": "Drop 1", "pairs": ["resnet14-w0.25->resnet8-w0.25"]}],
     }
     path = workdir / "micro.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -49,22 +52,29 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     assert run.returncode == 0, run.stderr[-3000:]
 
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv", keep_default_na=False)
-    assert list(runs["method"]) == ["dense", "imp", "imp"] and list(runs["level"]) == [0, 1, 2]
-    assert runs["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.75], abs=1e-3)
-    assert set(runs["experiment"]) == {"micro"} and runs["test_acc"].between(0, 1).all()
+    big = runs[runs["model"] == "resnet14-w0.25"]
+    assert list(big["method"]) == ["dense", "imp", "imp"] and list(big["level"]) == [0, 1, 2]
+    assert big["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.75], abs=1e-3)
+    ett = runs[runs["method"] == "ett"]
+    assert sorted(zip(ett["scheme"], ett["level"])) == [("default", 1), ("default", 2), ("drop-1", 1), ("drop-1", 2)]
+    assert set(ett["model"]) == {"resnet8-w0.25"} and set(ett["source"]) == {"resnet14-w0.25"}
+    assert set(runs["experiment"]) == {"micro"} and runs["test_acc"].between(0, 1).all() and len(runs) == 10
+    ett_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "ett" / "from-resnet14-w0.25"
+    info = json.loads((ett_dir / "drop-1" / "level2" / "ticket.json").read_text())
+    assert info["plan"] == "0:0 | 0:0 | 0:0" and info["spec"] == "Drop 1" and 0 < info["sparsity"] < 1
     assert (work / "results" / "figures" / "fig3.pdf").stat().st_size > 1000
-    run_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0"
+    run_dir = work / "results" / "fashion-mnist" / "resnet14-w0.25" / "seed0"
     for f in ["dense/rewind.pt", "dense/final.pt", "dense/metrics.csv", "imp/level2/ticket.json", "imp/level2/final.pt"]:
         assert (run_dir / f).is_file(), f
-    assert (work / "logs" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "dense.log").is_file()
+    assert (work / "logs" / "fashion-mnist" / "resnet14-w0.25" / "seed0" / "dense.log").is_file()
 
     again = snakemake(work, "--configfile", str(config), "-n", "results/figures/fig3.pdf")
     assert "Nothing to be done" in again.stdout + again.stderr
 
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n")
-    # Level 1 and everything after it; not the data check, not the dense run.
-    assert job_counts(stale.stdout) == {"imp_ticket": 2, "retrain": 2, "aggregate": 1, "fig3": 1, "all": 1}
+    # Level 1 and everything after it, the ETTs made from them; not the data check, not the dense runs.
+    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "fig3": 1, "all": 1}
 
 
 def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:
@@ -82,6 +92,7 @@ def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp
 def test_a_bad_config_fails_before_any_job(tmp_path: Path, edit: str, named: str) -> None:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config.pop("models")
+    config.pop("ett")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config) + edit)
     run = snakemake(tmp_path, "--configfile", str(path), "-n")
@@ -95,12 +106,13 @@ def test_paper_resnet_dag_builds_fast_without_the_data(tmp_path: Path) -> None:
                     "results/figures/fig3.pdf")
     elapsed = time.perf_counter() - start
     assert run.returncode == 0, run.stderr[-2000:]
-    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "retrain": 240,
+    # 5 models x 3 seeds x 16 levels of IMP; 20 ordered pairs x 3 seeds x 16 levels of ETT.
+    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "ett": 960, "retrain": 1200,
                                       "aggregate": 1, "fig3": 1}
     assert elapsed < 10
 
 
-@pytest.mark.parametrize("name", ["cifar10-vgg", "imagenet-resnet"])
-def test_other_paper_dags_build(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "config" / "paper").glob("*.yaml")))
+def test_every_paper_dag_builds(tmp_path: Path, name: str) -> None:
     run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / f"{name}.yaml"), "-n")
     assert run.returncode == 0, run.stderr[-2000:]

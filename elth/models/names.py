@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from elth.errors import ConfigError
 
-VGG_DEPTHS = (11, 13, 16, 19)
+# Conv widths per stage (between poolings) of each VGG depth, as in open_lth's CIFAR VGG.
+VGG_PLANS: dict[int, tuple[tuple[int, ...], ...]] = {
+    11: ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    13: ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    16: ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    19: ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512)),
+}
+VGG_DEPTHS = tuple(VGG_PLANS)
 IMAGENET_ALIASES = {18: (2, 2, 2, 2), 26: (2, 3, 4, 3), 34: (3, 4, 6, 3)}
 EXAMPLES = ("resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet20-w2", "vgg13", "vgg16",
             "vgg19", "vgg13-fc3", "mlp2", "imagenet-resnet18", "imagenet-resnet-2-3-4-3")
@@ -82,3 +89,26 @@ def parse(name: str) -> ModelSpec:
 
 def family_of(name: str) -> str:
     return parse(name).family
+
+
+def layout(name: str) -> tuple[tuple[bool, ...], ...]:
+    """Per stage, which units are fixed (True) or elastic (False): the model's elastic structure
+    without building it, so that the DAG can check a transformation before any job runs. It
+    equals `[[u.fixed for u in s.units] for s in model.structure.stages]` (a test pins this)."""
+    spec = parse(name)
+    def stage(n: int, first_fixed: bool = True) -> tuple[bool, ...]:
+        return tuple(first_fixed and i == 0 for i in range(n))
+    if spec.family == "cifar-resnet":
+        return (stage((spec.args[0] - 2) // 6),) * 3
+    if spec.family == "imagenet-resnet":
+        return tuple(stage(b) for b in spec.args[0])
+    if spec.family == "vgg":
+        depth, fc = spec.args
+        return tuple(stage(len(widths)) for widths in VGG_PLANS[depth]) + (stage(fc - 1, first_fixed=False),)
+    return (stage(spec.args[0]),)
+
+
+def width(name: str) -> float:
+    """The width multiplier: depth transformations keep it, width transformations change it."""
+    spec = parse(name)
+    return spec.args[1] if spec.family == "cifar-resnet" else 1.0

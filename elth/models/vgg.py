@@ -15,14 +15,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from elth.models.names import VGG_PLANS
 from elth.models.structure import ElasticStructure, Stage, Unit
-
-PLANS: dict[int, tuple[tuple[int, ...], ...]] = {
-    11: ((64,), (128,), (256, 256), (512, 512), (512, 512)),
-    13: ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
-    16: ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
-    19: ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512)),
-}
 
 
 class ConvBN(nn.Module):
@@ -42,7 +36,7 @@ class VGG(nn.Module):
         super().__init__()
         stages = []
         cin = in_channels
-        for widths in PLANS[depth]:
+        for widths in VGG_PLANS[depth]:
             layers = []
             for cout in widths:
                 layers.append(ConvBN(cin, cout))

@@ -31,13 +31,16 @@ MODELS = config["models"]
 SEEDS = config["seeds"]
 LEVELS = range(1, config["pruning"]["levels"] + 1)
 RUN = "results/{dataset}/{model}/seed{seed}"
+ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
 # Ticket directories under a run that the shared retraining rule serves.
-TICKETS = r"imp/level\d+"
+TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+"
 
 
 wildcard_constraints:
     dataset="fashion-mnist|mnist|cifar10|svhn|imagenet",
     model=r"[a-z0-9][a-z0-9.-]*",
+    source=r"[a-z0-9][a-z0-9.-]*",
+    scheme=r"[a-z0-9][a-z0-9.+-]*",
     seed=r"\d+",
     level=r"[1-9]\d*",
 
@@ -54,8 +57,22 @@ def imp_summaries():
     return [f"{run_dir(m, s)}/imp/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS]
 
 
+def ett_summaries():
+    return [f"{run_dir(t, s)}/ett/from-{src}/{scheme}/level{k}/summary.json"
+            for (src, t, scheme) in ETT for s in SEEDS for k in LEVELS]
+
+
 def all_summaries():
-    return dense_summaries() + imp_summaries()
+    return dense_summaries() + imp_summaries() + ett_summaries()
+
+
+def ett_spec(wildcards):
+    try:
+        return ETT[(wildcards.source, wildcards.model, wildcards.scheme)]
+    except KeyError:
+        raise WorkflowError(
+            f"no ETT scheme {wildcards.scheme!r} for {wildcards.source}->{wildcards.model} in the config's `ett`"
+        ) from None
 
 
 def imp_inputs(wildcards):

@@ -23,4 +23,5 @@ rule fig3:
     log:
         "logs/fig3.log",
     shell:
-        "{PY} -m elth.report.figures fig3 --runs {input} --pdf {output.pdf} --png {output.png} > {log} 2>&1"
+        "{PY} -m elth.report.figures fig3 --runs {input} --ett-scheme default --pdf {output.pdf} --png {output.png}"
+        " > {log} 2>&1"

@@ -1,0 +1,56 @@
+"""python -m elth.transform SOURCE_TICKET --to MODEL --spec SPEC -o OUT
+
+Transform a ticket onto another model of its family, print the block mapping and the sparsity
+before and after, and write the target ticket with a JSON beside it (mapping and sparsities).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from elth import io
+from elth.checkpoint import Checkpoint
+from elth.errors import CheckpointError, cli_errors
+from elth.transform.apply import transform
+from elth.transform.spec import Plan
+
+
+def describe(plan, mapping: dict[str, str]) -> str:
+    if isinstance(plan, Plan):
+        lines = [f"stage {s}: " + " ".join(f"{j}<-{i}" for j, i in enumerate(stage)) for s, stage in enumerate(plan.stages)]
+        lines.append(f"explicit map: {plan.explicit()}" + ("  (replicas' masks permuted)" if plan.random else ""))
+        return "\n".join(lines)
+    changed = sum(1 for k, v in mapping.items() if k != v)
+    return f"width {plan.mode}" + (f" (std {plan.std})" if plan.mode == "gaussian" else "") + f": {changed} tensors resized"
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.transform", description=__doc__.splitlines()[0])
+    p.add_argument("ticket", help="the source ticket (e.g. results/.../imp/level6/ticket.pt)")
+    p.add_argument("--to", required=True, dest="target", help="the target model, e.g. resnet56")
+    p.add_argument("--spec", default="default", help="e.g. 'Inter 1234', 'Append 12', 'Drop 34', 'widen gaussian 0.01'")
+    p.add_argument("--scheme", help="a name for the scheme in results (default: the spec)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random control and width noise")
+    p.add_argument("-o", "--out", required=True, help="the target ticket; its JSON goes beside it")
+    args = p.parse_args(argv)
+
+    source = Checkpoint.load(args.ticket, "ticket")
+    if source.mask is None:
+        raise CheckpointError(f"{args.ticket}: has no mask")
+    ticket, mapping, plan = transform(source, args.target, args.spec, args.seed)
+    ticket.meta.update({"method": "ett", "source": source.model, "scheme": args.scheme or args.spec, "spec": args.spec,
+                        "source_sparsity": source.mask.sparsity})
+    ticket.save(args.out, "ticket")
+    io.write_json(Path(args.out).with_suffix(".json"), {
+        "model": ticket.model, "dataset": ticket.dataset, "step": ticket.step, **ticket.meta, **ticket.mask.summary(),
+        "plan": plan.explicit() if isinstance(plan, Plan) else f"width {plan.mode}", "mapping": mapping})
+    print(f"{source.model} -> {args.target} by {args.spec!r}")
+    print(describe(plan, mapping))
+    print(f"sparsity: {source.mask.sparsity:.4%} before, {ticket.mask.sparsity:.4%} after "
+          f"({ticket.mask.remaining} of {ticket.mask.total} weights kept)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Depth transformations: every tensor of the target ticket copied from a named source tensor.
+
+Given a plan (target unit j of stage s copies source unit plan[s][j]), the target's state and
+mask are built key by key: a key inside a unit is renamed from the source unit's prefix, a key
+outside every unit (stem, head) is taken as it is. Weights, biases, BN affine parameters, BN
+running statistics and `num_batches_tracked` all travel; nothing is initialised at random. The
+returned mapping lists every (target key, source key) pair, so the transformation is printable
+and is saved beside the ticket.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from elth.checkpoint import Checkpoint, build_for
+from elth.errors import CheckpointError
+from elth.prune.mask import Mask
+from elth.transform.spec import Plan
+
+
+def key_map(source_model, target_model, plan: Plan) -> dict[str, str]:
+    """target state_dict key -> source state_dict key, for every key of the target."""
+    src, tgt = source_model.structure, target_model.structure
+    if len(plan.stages) != len(tgt.stages) or any(len(p) != len(s.units) for p, s in zip(plan.stages, tgt.stages)):
+        raise CheckpointError(f"plan {plan.explicit()!r} does not fit {target_model.name}'s stages {tgt.depths}")
+    mapping = {}
+    for key in target_model.state_dict():
+        where = tgt.locate(key)
+        if where is None:
+            mapping[key] = key
+        else:
+            s, j = where
+            prefix = tgt.stages[s].units[j].prefix
+            mapping[key] = src.stages[s].units[plan.stages[s][j]].prefix + key[len(prefix):]
+    return mapping
+
+
+def stretch_or_squeeze(ticket: Checkpoint, target: str, plan: Plan, seed: int = 0) -> tuple[Checkpoint, dict[str, str]]:
+    """Map a source ticket onto `target` by `plan`; return the target ticket and its key mapping."""
+    source_model = build_for(ticket.model, ticket.dataset)
+    target_model = build_for(target, ticket.dataset)
+    mapping = key_map(source_model, target_model, plan)
+    expected = target_model.state_dict()
+    state = {}
+    for key, src_key in mapping.items():
+        if src_key not in ticket.state:
+            raise CheckpointError(f"{ticket.model} ticket has no {src_key!r}, which {target}'s {key!r} needs")
+        value = ticket.state[src_key]
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{target}'s {key} has shape {tuple(expected[key].shape)} but its source {src_key} in "
+                                  f"{ticket.model} has {tuple(value.shape)}: the channels do not match")
+        state[key] = value.clone()
+    mask = None
+    if ticket.mask is not None:
+        masked = {k: v for k, v in mapping.items() if v in ticket.mask}
+        mask = Mask({k: ticket.mask[v].clone() for k, v in masked.items()})
+        if plan.random:
+            mask = _shuffle_replicas(mask, target_model, plan, seed)
+    return Checkpoint(target, ticket.dataset, ticket.step, state, mask, dict(ticket.meta)), mapping
+
+
+def _shuffle_replicas(mask: Mask, target_model, plan: Plan, seed: int) -> Mask:
+    """Fig 4's control: permute, within each layer, the masks of the replicated copies only."""
+    structure = target_model.structure
+    g = torch.Generator().manual_seed(seed)
+    out = mask.to_dict()
+    for s, stage in enumerate(structure.stages):
+        for j in plan.replicas(s):
+            for key in structure.unit_keys(out, s, j):
+                flat = out[key].flatten()
+                out[key] = flat[torch.randperm(flat.numel(), generator=g)].view_as(out[key])
+    return Mask(out)

@@ -1,0 +1,19 @@
+# Elastic Ticket Transformations: the IMP ticket of a source model at each level, mapped onto a
+# target model by a named scheme. The shared `retrain` rule then trains it with the target's recipe.
+
+
+rule ett:
+    input:
+        ticket="results/{dataset}/{source}/seed{seed}/imp/level{level}/ticket.pt",
+    output:
+        ticket=f"{RUN}/ett/from-{{source}}/{{scheme}}/level{{level}}/ticket.pt",
+        info=f"{RUN}/ett/from-{{source}}/{{scheme}}/level{{level}}/ticket.json",
+    params:
+        spec=ett_spec,
+        # Seeds the random-mask control and width noise, distinct per run and level.
+        seed=lambda w: 1000 * int(w.seed) + int(w.level),
+    log:
+        "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
+    shell:
+        "{PY} -m elth.transform {input.ticket} --to {wildcards.model} --spec '{params.spec}'"
+        " --scheme {wildcards.scheme} --seed {params.seed} -o {output.ticket} > {log} 2>&1"
