@@ -8,6 +8,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/imp.smk"
 include: "workflow/rules/ett.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 

@@ -253,6 +253,10 @@ def test_the_cli_prints_the_mapping_and_sparsities_and_refuses_another_datasets_
     assert "stage 0: 0<-0 1<-1 2<-1 3<-2 4<-2" in run.stdout and "before" in run.stdout and "after" in run.stdout
     info = __import__("json").loads((tmp_path / "out.json").read_text())
     assert info["method"] == "ett" and info["source"] == "resnet20-w0.25" and info["mapping"]["layer1.2.conv1.weight"] == "layer1.1.conv1.weight"
+    other = subprocess.run([sys.executable, "-m", "elth.transform", str(tmp_path / "src.pt"), "--dataset", "cifar10",
+                            "--to", "resnet32-w0.25", "-o", str(tmp_path / "y.pt")], capture_output=True, text=True, cwd=ROOT)
+    assert other.returncode == 2 and "made on fashion-mnist, expected cifar10" in other.stderr
+    assert not (tmp_path / "y.pt").exists()
     (tmp_path / "bad.pt").write_bytes(b"not a ticket")
     bad = subprocess.run([sys.executable, "-m", "elth.transform", str(tmp_path / "bad.pt"), "--to", "resnet32-w0.25",
                           "-o", str(tmp_path / "x.pt")], capture_output=True, text=True, cwd=ROOT)

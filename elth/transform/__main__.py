@@ -33,10 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--spec", default="default", help="e.g. 'Inter 1234', 'Append 12', 'Drop 34', 'widen gaussian 0.01'")
     p.add_argument("--scheme", help="a name for the scheme in results (default: the spec)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random control and width noise")
+    p.add_argument("--source", help="refuse the ticket unless it is of this model")
+    p.add_argument("--dataset", help="refuse the ticket unless it was made on this dataset")
     p.add_argument("-o", "--out", required=True, help="the target ticket; its JSON goes beside it")
     args = p.parse_args(argv)
 
-    source = Checkpoint.load(args.ticket, "ticket")
+    source = Checkpoint.load(args.ticket, "ticket", model=args.source, dataset=args.dataset)
     if source.mask is None:
         raise CheckpointError(f"{args.ticket}: has no mask")
     ticket, mapping, plan = transform(source, args.target, args.spec, args.seed)

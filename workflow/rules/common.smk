@@ -33,7 +33,8 @@ LEVELS = range(1, config["pruning"]["levels"] + 1)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
 # Ticket directories under a run that the shared retraining rule serves.
-TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+"
+TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+"
+BASELINES = config["baselines"]["methods"]
 
 
 wildcard_constraints:
@@ -41,6 +42,7 @@ wildcard_constraints:
     model=r"[a-z0-9][a-z0-9.-]*",
     source=r"[a-z0-9][a-z0-9.-]*",
     scheme=r"[a-z0-9][a-z0-9.+-]*",
+    method="reinit|random|magnitude|snip|grasp|synflow",
     seed=r"\d+",
     level=r"[1-9]\d*",
 
@@ -62,8 +64,13 @@ def ett_summaries():
             for (src, t, scheme) in ETT for s in SEEDS for k in LEVELS]
 
 
+def baseline_summaries():
+    return [f"{run_dir(m, s)}/baselines/{b}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS
+            for b in BASELINES]
+
+
 def all_summaries():
-    return dense_summaries() + imp_summaries() + ett_summaries()
+    return dense_summaries() + imp_summaries() + ett_summaries() + baseline_summaries()
 
 
 def ett_spec(wildcards):

@@ -15,5 +15,6 @@ rule ett:
     log:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
     shell:
-        "{PY} -m elth.transform {input.ticket} --to {wildcards.model} --spec '{params.spec}'"
-        " --scheme {wildcards.scheme} --seed {params.seed} -o {output.ticket} > {log} 2>&1"
+        "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
+        " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme} --seed {params.seed}"
+        " -o {output.ticket} > {log} 2>&1"

@@ -1,0 +1,160 @@
+"""Pruning baselines: each pinned by what makes it that method, and all matched to IMP's sparsity."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from elth.baseline import make
+from elth.checkpoint import Checkpoint, build_for
+from elth.prune import Mask, prunable
+from elth.prune.baselines import GRASP_TEMPERATURE, METHODS, grasp, keep_top, random, snip, synflow
+
+from conftest import ROOT
+
+
+def two_layer(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False))
+
+
+def reference_for(model: nn.Module, density: float, seed: int = 0) -> Mask:
+    g = torch.Generator().manual_seed(seed)
+    return Mask({n: torch.rand(p.shape, generator=g) < density for n, p in model.named_parameters() if n.endswith("weight")})
+
+
+def batch(seed: int = 0, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g))]
+
+
+def test_snip_keeps_the_largest_hand_computed_g_times_w() -> None:
+    model = two_layer()
+    ref = reference_for(model, 0.4)
+    (x, y), = batch()
+    w1, w2 = model[0].weight.detach(), model[1].weight.detach()
+    # By hand: logits = W2 W1 x; dL/dlogits = (softmax - onehot)/n; dL/dW2 = delta^T h; dL/dW1 = (delta W2)^T x.
+    h = x @ w1.T
+    delta = (torch.softmax(h @ w2.T, dim=1) - F.one_hot(y, 3).float()) / len(y)
+    g2 = delta.T @ h
+    g1 = (delta @ w2).T @ x
+    scores = torch.cat([(g1 * w1).abs().flatten(), (g2 * w2).abs().flatten()])
+    expected = torch.zeros_like(scores, dtype=torch.bool)
+    expected[torch.argsort(scores, descending=True)[:ref.remaining]] = True
+    mask = snip(model, ref, [(x, y)], torch.Generator())
+    assert torch.equal(torch.cat([mask["0.weight"].flatten(), mask["1.weight"].flatten()]), expected)
+
+
+def test_grasp_removes_the_weights_the_papers_formula_ranks_highest() -> None:
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    ref = Mask({"0.weight": torch.rand(4, 5) < 0.5, "2.weight": torch.rand(3, 4) < 0.5})
+    data = batch(1)
+    names = list(ref)
+    shapes = [dict(model.named_parameters())[n].shape for n in names]
+    theta = torch.cat([dict(model.named_parameters())[n].detach().flatten() for n in names])
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        w0, w2 = flat[:20].view(shapes[0]), flat[20:].view(shapes[1])
+        x, y = data[0]
+        out = F.linear(torch.tanh(F.linear(x, w0, model[0].bias)), w2, model[2].bias)
+        return F.cross_entropy(out / GRASP_TEMPERATURE, y)
+
+    # Independently of double backprop: the full Hessian times the gradient, then S = -theta * Hg.
+    g = torch.autograd.functional.jacobian(loss_of, theta)
+    hessian = torch.autograd.functional.hessian(loss_of, theta)
+    score = -theta * (hessian @ g)
+    removed = torch.argsort(score, descending=True)[:theta.numel() - ref.remaining]
+    mask = grasp(model, ref, data, torch.Generator())
+    kept = torch.cat([mask[n].flatten() for n in names])
+    assert not kept[removed].any() and int(kept.sum()) == ref.remaining
+
+
+def test_synflow_needs_no_data_and_ignores_what_it_is_given() -> None:
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    ref = reference_for(model, 0.2)
+    blank = synflow(model, ref, [], torch.Generator(), iterations=5, input_shape=(1, 28, 28))
+    noise = synflow(model, ref, [(torch.randn(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))], torch.Generator(), iterations=5)
+    assert blank == noise and blank.remaining == ref.remaining
+
+
+def test_synflow_leaves_the_callers_model_untouched() -> None:
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    synflow(model, reference_for(model, 0.3), [], torch.Generator(), iterations=3, input_shape=(1, 28, 28))
+    assert all(torch.equal(before[k], v) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
+
+
+def test_random_keeps_every_layers_count_and_moves_the_mask() -> None:
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    ref = reference_for(model, 0.3)
+    mask = random(model, ref, [], torch.Generator().manual_seed(0))
+    assert all(int(mask[n].sum()) == int(ref[n].sum()) for n in ref) and mask != ref
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("density", [0.5, 0.2, 0.05])
+def test_every_baseline_matches_the_imp_tickets_sparsity(method: str, density: float) -> None:
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    ref = reference_for(model, density, seed=3)
+    data = [(torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))]
+    extra = {"iterations": 10} if method == "synflow" else {}
+    mask = METHODS[method](model, ref, data, torch.Generator().manual_seed(0), **extra)
+    assert set(mask) == set(ref) and mask.remaining == ref.remaining  # exact, not just within rounding
+
+
+def test_magnitude_keeps_the_largest_rewind_weights() -> None:
+    model = two_layer()
+    ref = reference_for(model, 0.5)
+    mask = METHODS["magnitude"](model, ref, [], torch.Generator())
+    w = torch.cat([p.detach().abs().flatten() for p in model.parameters()])
+    kept = torch.cat([mask[n].flatten() for n in ref])
+    assert w[kept].min() >= w[~kept].max()
+
+
+def test_keep_top_breaks_ties_by_position_and_counts_exactly() -> None:
+    mask = keep_top({"a": torch.ones(4), "b": torch.ones(4)}, 3)
+    assert mask["a"].tolist() == [True, True, True, False] and mask.remaining == 3
+
+
+def rewind_and_reference(tmp_path: Path) -> tuple[Path, Path, Checkpoint]:
+    net = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    rewind = Checkpoint("resnet8-w0.25", "fashion-mnist", 5, net.state_dict(), meta={"seed": 0})
+    ref = Checkpoint(rewind.model, rewind.dataset, 5, rewind.state, reference_for(net, 0.25), {"method": "imp", "level": 2, "seed": 0})
+    rewind.save(tmp_path / "rewind.pt")
+    ref.save(tmp_path / "ref.pt", "ticket")
+    return tmp_path / "rewind.pt", tmp_path / "ref.pt", ref
+
+
+def test_reinit_keeps_the_mask_and_redraws_the_weights_from_the_initialiser(tmp_path: Path) -> None:
+    _, _, ref = rewind_and_reference(tmp_path)
+    rewind = Checkpoint(ref.model, ref.dataset, ref.step, ref.state)
+    out = make("reinit", rewind, ref, [], seed=0, iterations=1)
+    assert out.mask == ref.mask and out.step == ref.step and out.meta["method"] == "reinit"
+    assert not torch.equal(out.state["conv1.weight"], ref.state["conv1.weight"])
+    fresh = build_for(ref.model, ref.dataset, seed=0).state_dict()["conv1.weight"]
+    assert not torch.equal(out.state["conv1.weight"], fresh)  # its own seed stream, not the run's init
+    assert abs(float(out.state["conv1.weight"].std()) - float(fresh.std())) < 0.5 * float(fresh.std())
+    others = make("magnitude", rewind, ref, [], seed=0, iterations=1)
+    assert all(torch.equal(others.state[k], v) for k, v in ref.state.items())
+
+
+def test_the_cli_matches_the_reference_and_reads_batches_for_snip(tmp_path: Path, fashion_root: Path) -> None:
+    rewind, ref, reference = rewind_and_reference(tmp_path)
+    data = '{"root": "%s", "augment": []}' % fashion_root
+    run = subprocess.run([sys.executable, "-m", "elth.baseline", "snip", "--rewind", str(rewind), "--reference", str(ref),
+                          "--data", data, "--batch-size", "16", "--batches", "2", "-o", str(tmp_path / "b.pt")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    out = Checkpoint.load(tmp_path / "b.pt", "ticket", model="resnet8-w0.25")
+    assert out.mask.remaining == reference.mask.remaining and out.meta["level"] == 2
+    other = build_for("resnet14-w0.25", "fashion-mnist", seed=0)
+    Checkpoint("resnet14-w0.25", "fashion-mnist", 5, other.state_dict()).save(tmp_path / "other.pt")
+    bad = subprocess.run([sys.executable, "-m", "elth.baseline", "random", "--rewind", str(tmp_path / "other.pt"),
+                          "--reference", str(ref), "-o", str(tmp_path / "c.pt")], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "expected resnet14-w0.25" in bad.stderr and not (tmp_path / "c.pt").exists()

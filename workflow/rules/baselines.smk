@@ -1,0 +1,27 @@
+# Pruning baselines matched to the IMP ticket of each level: a mask at exactly its sparsity, on the
+# same rewind weights (re-drawn for reinit). The shared `retrain` rule trains them.
+
+
+rule baseline:
+    input:
+        data="results/{dataset}/dataset.json",
+        rewind=f"{RUN}/dense/rewind.pt",
+        reference=f"{RUN}/imp/level{{level}}/ticket.pt",
+    output:
+        ticket=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.pt",
+        info=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.json",
+    params:
+        data=lambda w: study.data_json(config),
+        batch_size=lambda w: study.recipe(config, w.model)["batch_size"],
+        batches=config["baselines"]["batches"],
+        iterations=config["baselines"]["synflow_iterations"],
+        seed=lambda w: 1000 * int(w.seed) + int(w.level),
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.log",
+    shell:
+        "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
+        " --data '{params.data}' --batch-size {params.batch_size} --batches {params.batches}"
+        " --iterations {params.iterations} --seed {params.seed} --threads {threads} -o {output.ticket} > {log} 2>&1"
