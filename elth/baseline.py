@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--batches", type=int, default=1, help="mini-batches SNIP and GraSP score on")
     p.add_argument("--iterations", type=int, default=100, help="SynFlow's pruning rounds")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the run's seed")
+    p.add_argument("--level", type=int, default=0, help="the IMP level, so each level draws its own randomness")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("-o", "--out", required=True)
     args = p.parse_args(argv)
@@ -64,10 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         opts = json.loads(args.data)
         train = datasets.open_data(rewind.dataset, opts.get("root", "data"), torch.device("cpu"), opts.get("download", False),
                                    opts.get("train_subset"), opts.get("augment"), workers=args.threads)
-        batches = list(itertools.islice(train.epoch(args.seed, 0, args.batch_size), args.batches))
+        batches = list(itertools.islice(train.epoch(args.seed, 0, args.batch_size), args.batches))  # the run's first batches
     elif args.method == "synflow":
         batches = [(torch.zeros(1, d.in_channels, d.image_size, d.image_size), torch.zeros(1, dtype=torch.long))]
-    ticket = make(args.method, rewind, reference, batches, args.seed, args.iterations)
+    ticket = make(args.method, rewind, reference, batches, 1000 * args.seed + args.level, args.iterations)
     ticket.save(args.out, "ticket")
     io.write_json(Path(args.out).with_suffix(".json"), {"model": ticket.model, "dataset": ticket.dataset,
                   "step": ticket.step, **ticket.meta, **ticket.mask.summary()})

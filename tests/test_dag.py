@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -74,7 +73,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n")
     # Level 1 and everything after it, the ETTs made from them; not the data check, not the dense runs.
-    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "fig3": 1, "all": 1}
+    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 1, "all": 1}
 
 
 def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:
@@ -100,16 +99,15 @@ def test_a_bad_config_fails_before_any_job(tmp_path: Path, edit: str, named: str
     assert not (tmp_path / "results").exists()
 
 
-def test_paper_resnet_dag_builds_fast_without_the_data(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_paper_resnet_dag_lists_every_job_without_the_data(tmp_path: Path) -> None:
+    # How fast it builds is measured by bench/dag_build.py, not asserted here.
     run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / "cifar10-resnet.yaml"), "-n",
                     "results/figures/fig3.pdf")
-    elapsed = time.perf_counter() - start
     assert run.returncode == 0, run.stderr[-2000:]
-    # 5 models x 3 seeds x 16 levels of IMP; 20 ordered pairs x 3 seeds x 16 levels of ETT.
-    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "ett": 960, "retrain": 1200,
-                                      "aggregate": 1, "fig3": 1}
-    assert elapsed < 10
+    # 5 models x 3 seeds x 16 levels of IMP; 20 ordered pairs x 3 seeds x 16 levels of ETT; and
+    # 5 models x 16 levels x 6 baselines x 3 seeds.
+    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "ett": 960, "baseline": 1440,
+                                      "retrain": 240 + 960 + 1440, "aggregate": 1, "figure": 1}
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "config" / "paper").glob("*.yaml")))

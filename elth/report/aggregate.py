@@ -19,6 +19,19 @@ COLUMNS = ["experiment", "dataset", "model", "method", "source", "scheme", "leve
 KEYS = ["experiment", "dataset", "model", "method", "source", "scheme", "level", "seed"]
 
 
+GROUP = ["experiment", "dataset", "model", "method", "source", "scheme", "level"]
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every (model, method, source, scheme, level)."""
+    summary = (runs.groupby(GROUP, sort=True)
+               .agg(sparsity=("sparsity", "mean"), seeds=("seed", "nunique"), test_acc_mean=("test_acc", "mean"),
+                    test_acc_std=("test_acc", lambda a: a.std(ddof=0)), best_acc_mean=("best_acc", "mean"),
+                    wall_s_mean=("wall_s", "mean"))
+               .reset_index())
+    return summary
+
+
 def collect(paths: list[str], experiment: str) -> pd.DataFrame:
     rows = [{**io.read_json(p), "experiment": experiment} for p in paths]
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -31,11 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.aggregate", description=__doc__.splitlines()[0])
     p.add_argument("summaries", nargs="+", help="summary.json files of finished runs")
     p.add_argument("--experiment", required=True)
-    p.add_argument("-o", "--out", required=True)
+    p.add_argument("-o", "--out", required=True, help="runs.csv: one row per run")
+    p.add_argument("--summary", required=True, help="summary.csv: mean and std over seeds")
     args = p.parse_args(argv)
     table = collect(args.summaries, args.experiment)
     io.write_text(args.out, table.to_csv(index=False))
-    print(f"{len(table)} runs -> {args.out}")
+    io.write_text(args.summary, summarize(table).to_csv(index=False))
+    print(f"{len(table)} runs -> {args.out}, {args.summary}")
 
 
 if __name__ == "__main__":

@@ -57,10 +57,37 @@ def model_order(models: list[str]) -> list[str]:
     return sorted(models, key=key)
 
 
-def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "default") -> plt.Figure:
-    """One panel per model; ETT curves are those of `ett_scheme` (other schemes have their own figures)."""
+# The paper's figures by the models they show (Fig 3 shows every model of its study).
+FIGURES = {"fig1": ["resnet32", "resnet56", "vgg13", "vgg19"], "fig3": None, "fig6": ["vgg13", "vgg16", "vgg19"]}
+
+
+def missing(runs: pd.DataFrame, models: list[str]) -> list[str]:
+    """What a reader should know is absent: requested models without runs, and curves with fewer
+    seeds or levels than the study's other curves."""
+    notes = [f"no runs for {model_title(m)}" for m in models if m not in set(runs["model"])]
     if runs.empty:
-        raise ElthError("runs.csv has no runs: nothing to draw")
+        return notes
+    seeds = runs["seed"].nunique()
+    levels = runs.loc[runs["method"] == "imp", "level"].nunique()
+    for keys, group in runs[runs["method"] != "dense"].groupby(["model", "method", "source", "scheme"]):
+        name = f"{model_title(keys[0])} {label(pd.Series(dict(zip(['model', 'method', 'source', 'scheme'], keys))))}"
+        if group["level"].nunique() < levels:
+            notes.append(f"{name}: {group['level'].nunique()} of {levels} levels")
+        short = group.groupby("level")["seed"].nunique()
+        if (short < seeds).any():
+            notes.append(f"{name}: fewer than {seeds} seeds at level(s) {', '.join(map(str, short[short < seeds].index))}")
+    return notes
+
+
+def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "default",
+         models: list[str] | None = None) -> plt.Figure:
+    """One panel per model (all of `runs`, or `models`); ETT curves are those of `ett_scheme`
+    (other schemes have their own figures). Missing runs are named in the caption."""
+    notes = missing(runs, models or [])
+    if models is not None:
+        runs = runs[runs["model"].isin(models)]
+    if runs.empty:
+        raise ElthError("no runs to draw" + (f": {'; '.join(notes)}" if notes else ""))
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
     models = model_order(list(runs["model"].unique()))
     sparse = runs[(runs["method"] != "dense") & ((runs["method"] != "ett") | (runs["scheme"] == ett_scheme))].copy()
@@ -106,7 +133,11 @@ def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "defaul
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(handles) > 6), 1, 1))
+    bottom = 0.06 + 0.05 * (len(handles) > 6)
+    if notes:
+        fig.text(0.5, 0.005, "Missing: " + "; ".join(notes), ha="center", va="bottom", fontsize=8, color="firebrick", wrap=True)
+        bottom += 0.03
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
@@ -121,7 +152,7 @@ def save(fig: plt.Figure, *paths: str) -> None:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.figures", description="Draw a figure from runs.csv.")
-    p.add_argument("figure", choices=["fig3"])
+    p.add_argument("figure", choices=sorted(FIGURES))
     p.add_argument("--runs", required=True, help="results/tables/runs.csv")
     p.add_argument("--pdf", required=True)
     p.add_argument("--png", required=True)
@@ -130,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     runs = pd.read_csv(args.runs, keep_default_na=False)
     experiment = ", ".join(sorted(set(runs["experiment"]))) if len(runs) else ""
     dataset = ", ".join(sorted(set(runs["dataset"]))) if len(runs) else ""
-    save(fig3(runs, f"{experiment}: {dataset}, {runs['seed'].nunique()} seed(s)", args.ett_scheme), args.pdf, args.png)
+    title = f"{experiment}: {dataset}, {runs['seed'].nunique()} seed(s)"
+    save(fig3(runs, title, args.ett_scheme, FIGURES[args.figure]), args.pdf, args.png)
     print(f"{args.figure}: {runs['model'].nunique()} panels -> {args.pdf}, {args.png}")
 
 

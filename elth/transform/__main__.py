@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--to", required=True, dest="target", help="the target model, e.g. resnet56")
     p.add_argument("--spec", default="default", help="e.g. 'Inter 1234', 'Append 12', 'Drop 34', 'widen gaussian 0.01'")
     p.add_argument("--scheme", help="a name for the scheme in results (default: the spec)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random control and width noise")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed: with --level, seeds the random control and width noise")
+    p.add_argument("--level", type=int, default=0, help="the IMP level, so each level draws its own randomness")
     p.add_argument("--source", help="refuse the ticket unless it is of this model")
     p.add_argument("--dataset", help="refuse the ticket unless it was made on this dataset")
     p.add_argument("-o", "--out", required=True, help="the target ticket; its JSON goes beside it")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     source = Checkpoint.load(args.ticket, "ticket", model=args.source, dataset=args.dataset)
     if source.mask is None:
         raise CheckpointError(f"{args.ticket}: has no mask")
-    ticket, mapping, plan = transform(source, args.target, args.spec, args.seed)
+    ticket, mapping, plan = transform(source, args.target, args.spec, 1000 * args.seed + args.level)
     ticket.meta.update({"method": "ett", "source": source.model, "scheme": args.scheme or args.spec, "spec": args.spec,
                         "source_sparsity": source.mask.sparsity})
     ticket.save(args.out, "ticket")

@@ -11,11 +11,10 @@ rule baseline:
         ticket=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.pt",
         info=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.json",
     params:
-        data=lambda w: study.data_json(config),
+        data=study.data_json(config),
         batch_size=lambda w: study.recipe(config, w.model)["batch_size"],
         batches=config["baselines"]["batches"],
         iterations=config["baselines"]["synflow_iterations"],
-        seed=lambda w: 1000 * int(w.seed) + int(w.level),
     threads: config["resources"]["threads"]
     resources:
         gpu=gpus(),
@@ -24,4 +23,5 @@ rule baseline:
     shell:
         "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
         " --data '{params.data}' --batch-size {params.batch_size} --batches {params.batches}"
-        " --iterations {params.iterations} --seed {params.seed} --threads {threads} -o {output.ticket} > {log} 2>&1"
+        " --iterations {params.iterations} --seed {wildcards.seed} --level {wildcards.level} --threads {threads}"
+        " -o {output.ticket} > {log} 2>&1"

@@ -10,11 +10,10 @@ rule ett:
         info=f"{RUN}/ett/from-{{source}}/{{scheme}}/level{{level}}/ticket.json",
     params:
         spec=ett_spec,
-        # Seeds the random-mask control and width noise, distinct per run and level.
-        seed=lambda w: 1000 * int(w.seed) + int(w.level),
     log:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
     shell:
         "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
-        " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme} --seed {params.seed}"
+        " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme}"
+        " --seed {wildcards.seed} --level {wildcards.level}"
         " -o {output.ticket} > {log} 2>&1"

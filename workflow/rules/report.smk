@@ -5,23 +5,29 @@ rule aggregate:
     input:
         all_summaries(),
     output:
-        "results/tables/runs.csv",
+        runs="results/tables/runs.csv",
+        summary="results/tables/summary.csv",
     params:
         experiment=config["experiment"],
     log:
         "logs/aggregate.log",
     shell:
-        "{PY} -m elth.report.aggregate --experiment {params.experiment} -o {output} {input} > {log} 2>&1"
+        "{PY} -m elth.report.aggregate --experiment {params.experiment} -o {output.runs} --summary {output.summary}"
+        " {input} > {log} 2>&1"
 
 
-rule fig3:
+# fig3: every model of the study; fig1 and fig6: the paper's panels (ResNet-32/56 and VGG-13/19;
+# VGG-13/16/19), whose missing models the caption names.
+rule figure:
     input:
-        "results/tables/runs.csv",
+        runs="results/tables/runs.csv",
     output:
-        pdf="results/figures/fig3.pdf",
-        png="results/figures/fig3.png",
+        pdf="results/figures/{figure}.pdf",
+        png="results/figures/{figure}.png",
+    wildcard_constraints:
+        figure="fig1|fig3|fig6",
     log:
-        "logs/fig3.log",
+        "logs/{figure}.log",
     shell:
-        "{PY} -m elth.report.figures fig3 --runs {input} --ett-scheme default --pdf {output.pdf} --png {output.png}"
-        " > {log} 2>&1"
+        "{PY} -m elth.report.figures {wildcards.figure} --runs {input.runs} --ett-scheme default"
+        " --pdf {output.pdf} --png {output.png} > {log} 2>&1"

@@ -1,0 +1,86 @@
+"""Aggregation into tidy rows, the summary over seeds, and the figure renderer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from elth.report.aggregate import COLUMNS, collect, summarize
+from elth.report.figures import fig3, missing, model_title, save
+
+
+def fake_run(tmp_path: Path, model: str, method: str, level: int, seed: int, acc: float, **extra) -> str:
+    path = tmp_path / model / f"seed{seed}" / method / f"level{level}" / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sparsity = 1 - 0.8 ** level
+    path.write_text(json.dumps({"model": model, "dataset": "cifar10", "seed": seed, "method": method, "level": level,
+                                "sparsity": sparsity, "test_acc": acc, "best_acc": acc + 0.01, "test_loss": 0.5,
+                                "epochs": 160, "steps": 62400, "wall_s": 10.0, "device": "cpu", "source": "",
+                                "scheme": "", **extra}))
+    return str(path)
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for model in ("resnet20", "resnet32"):
+        for seed in (0, 1):
+            paths.append(fake_run(tmp_path, model, "dense", 0, seed, 0.91 + 0.01 * seed))
+            for level in (1, 2, 3):
+                paths.append(fake_run(tmp_path, model, "imp", level, seed, 0.90 - 0.01 * level))
+                paths.append(fake_run(tmp_path, model, "snip", level, seed, 0.85 - 0.02 * level))
+                other = "resnet32" if model == "resnet20" else "resnet20"
+                paths.append(fake_run(tmp_path, model, "ett", level, seed, 0.89 - 0.01 * level, source=other,
+                                      scheme="default", sparsity=1 - 0.8 ** level + 0.003 * seed))
+    return collect(paths, "test")
+
+
+def test_aggregation_makes_one_tidy_row_per_run(runs: pd.DataFrame) -> None:
+    assert list(runs.columns) == COLUMNS and len(runs) == 2 * 2 * (1 + 3 * 3)
+    assert set(runs["method"]) == {"dense", "imp", "snip", "ett"} and set(runs["experiment"]) == {"test"}
+    assert not runs.duplicated(["model", "method", "source", "scheme", "level", "seed"]).any()
+    ett = runs[runs["method"] == "ett"]
+    assert set(zip(ett["model"], ett["source"])) == {("resnet20", "resnet32"), ("resnet32", "resnet20")}
+
+
+def test_summary_gives_mean_and_std_over_seeds(runs: pd.DataFrame) -> None:
+    summary = summarize(runs)
+    dense = summary[(summary["model"] == "resnet20") & (summary["method"] == "dense")].iloc[0]
+    assert dense["seeds"] == 2 and dense["test_acc_mean"] == pytest.approx(0.915) and dense["test_acc_std"] == pytest.approx(0.005)
+    assert len(summary) == 2 * (1 + 3 * 3)
+
+
+def test_the_renderer_writes_a_pdf_and_png_with_one_panel_per_model(runs: pd.DataFrame, tmp_path: Path) -> None:
+    figure = fig3(runs, "test")
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["ResNet-20", "ResNet-32"]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend[:2] == ["Dense", "IMP"] and "ETTs ← 32" in legend and "SNIP" in legend
+    save(figure, str(tmp_path / "f.pdf"), str(tmp_path / "f.png"))
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF" and (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_baselines_are_dashed_and_tickets_solid(runs: pd.DataFrame) -> None:
+    figure = fig3(runs)
+    styles = {line.get_label(): line.get_linestyle() for line in figure.legends[0].get_lines()}
+    assert styles["SNIP"] == "--" and styles["IMP"] == "-"
+
+
+@pytest.mark.parametrize("name,title", [("resnet20-w0.5", "ResNet-20 (w0.5)"), ("vgg13-fc3", "VGG-13 (fc3)"),
+                                        ("mlp2", "MLP-2"), ("imagenet-resnet18", "ResNet-18")])
+def test_model_titles_read_as_the_paper_writes_them(name: str, title: str) -> None:
+    assert model_title(name) == title
+
+
+def test_a_figure_with_missing_runs_says_so(runs: pd.DataFrame) -> None:
+    partial = runs[~((runs["method"] == "snip") & (runs["level"] == 3)) & ~((runs["method"] == "imp") & (runs["seed"] == 1)
+                                                                         & (runs["level"] == 2))]
+    notes = missing(partial, ["resnet20", "resnet56"])
+    assert "no runs for ResNet-56" in notes
+    assert any("SNIP: 2 of 3 levels" in n for n in notes) and any("IMP: fewer than 2 seeds at level(s) 2" in n for n in notes)
+    figure = fig3(partial, "t", models=["resnet20", "resnet56"])
+    assert any("no runs for ResNet-56" in t.get_text() for t in figure.texts)
+    assert missing(runs, ["resnet20", "resnet32"]) == []
