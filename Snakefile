@@ -21,4 +21,6 @@ rule all:
         all_summaries(),
         "results/tables/runs.csv",
         "results/figures/fig3.pdf",
+        ["results/figures/fig9-13.pdf"] if ETT else [],
+        "results/report.md",
     default_target: True

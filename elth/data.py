@@ -302,7 +302,8 @@ class StreamingData:
         loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch)
         for b, (x, y) in enumerate(loader):
             if b >= start:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                yield x, y.to(self.device, non_blocking=True)
 
     def test_batches(self, batch_size: int = 250) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in streaming_loader(self.root, False, batch_size, self.workers, 0, 0):

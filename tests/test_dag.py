@@ -47,7 +47,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     work = tmp_path / "work"
     work.mkdir()
     config = micro_config(fashion_root, work)
-    run = snakemake(work, "--configfile", str(config), "--cores", "2", "results/figures/fig3.pdf")
+    run = snakemake(work, "--configfile", str(config), "--cores", "2")
     assert run.returncode == 0, run.stderr[-3000:]
 
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv", keep_default_na=False)
@@ -61,19 +61,25 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     ett_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "ett" / "from-resnet14-w0.25"
     info = json.loads((ett_dir / "drop-1" / "level2" / "ticket.json").read_text())
     assert info["plan"] == "0:0 | 0:0 | 0:0" and info["spec"] == "Drop 1" and 0 < info["sparsity"] < 1
-    assert (work / "results" / "figures" / "fig3.pdf").stat().st_size > 1000
+    for f in ["figures/fig3.pdf", "figures/fig9-13.png", "tables/summary.csv", "tables/table2.md", "tables/table3.md"]:
+        assert (work / "results" / f).stat().st_size > 100, f
+    report = (work / "results" / "report.md").read_text()
+    assert "Runs: 10 (dense 2, ett 4, imp 4)" in report and "![fig3](figures/fig3.png)" in report
     run_dir = work / "results" / "fashion-mnist" / "resnet14-w0.25" / "seed0"
     for f in ["dense/rewind.pt", "dense/final.pt", "dense/metrics.csv", "imp/level2/ticket.json", "imp/level2/final.pt"]:
         assert (run_dir / f).is_file(), f
     assert (work / "logs" / "fashion-mnist" / "resnet14-w0.25" / "seed0" / "dense.log").is_file()
 
-    again = snakemake(work, "--configfile", str(config), "-n", "results/figures/fig3.pdf")
-    assert "Nothing to be done" in again.stdout + again.stderr
+    for target in ([], ["results/figures/fig3.pdf"]):
+        again = snakemake(work, "--configfile", str(config), "-n", *target)
+        assert "Nothing to be done" in again.stdout + again.stderr
 
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n")
-    # Level 1 and everything after it, the ETTs made from them; not the data check, not the dense runs.
-    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 1, "all": 1}
+    # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
+    # not the dense runs.
+    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2,
+                                        "table": 2, "report": 1, "all": 1}
 
 
 def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:

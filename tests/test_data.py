@@ -118,3 +118,27 @@ def test_without_augmentation_an_epoch_is_a_permutation_of_the_normalised_images
 def test_unknown_augmentation_is_refused() -> None:
     with pytest.raises(ConfigError, match="rotate"):
         device_data(("rotate",))
+
+
+def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from elth.checkpoint import build_for
+    from elth.recipe import Recipe
+    from elth.train import train
+
+    rng = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for cls in ("n01", "n02"):
+            folder = tmp_path / "imagenet" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pixels = torch.randint(0, 255, (40, 48, 3), generator=rng, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    assert data.manifest("imagenet", tmp_path)["train"] == 8
+    stream = data.open_data("imagenet", tmp_path, torch.device("cpu"), workers=0)
+    x, y = next(stream.epoch(seed=0, epoch=0, batch_size=4))
+    assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
+    model = build_for("imagenet-resnet-1-1-1-1", "imagenet", seed=0)
+    history = train(model, stream, Recipe(epochs=1, batch_size=4, lr=0.01), seed=0).history
+    assert history[0]["step"] == 2 and 0.0 <= history[0]["test_acc"] <= 1.0

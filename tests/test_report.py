@@ -84,3 +84,50 @@ def test_a_figure_with_missing_runs_says_so(runs: pd.DataFrame) -> None:
     figure = fig3(partial, "t", models=["resnet20", "resnet56"])
     assert any("no runs for ResNet-56" in t.get_text() for t in figure.texts)
     assert missing(runs, ["resnet20", "resnet32"]) == []
+
+
+def imagenet_runs(tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for seed in (0, 1):
+        for model in ("imagenet-resnet18", "imagenet-resnet26"):
+            paths.append(fake_run(tmp_path, model, "dense", 0, seed, 0.70))
+            for level in (5, 6, 7):
+                paths.append(fake_run(tmp_path, model, "imp", level, seed, 0.71))
+                # Measured SNIP beats IMP here; the paper has IMP above SNIP: a flag.
+                paths.append(fake_run(tmp_path, model, "snip", level, seed, 0.72 + 0.001 * seed))
+        paths.append(fake_run(tmp_path, "imagenet-resnet26", "ett", 6, seed, 0.705, source="imagenet-resnet18",
+                              scheme="default"))
+    return collect(paths, "test")
+
+
+def test_table2_compares_at_the_nearest_level_beside_the_paper_and_flags_orderings(tmp_path: Path) -> None:
+    from elth.report.tables import markdown, paper_numbers, table_at
+
+    table = table_at(imagenet_runs(tmp_path), 0.7379, paper_numbers()["table2"])
+    imp = table[(table["row"] == "IMP") & (table["model"] == "imagenet-resnet18")].iloc[0]
+    assert imp["level"] == 6 and imp["paper"] == 70.22 and imp["mean"] == pytest.approx(71.0) and imp["seeds"] == 2
+    ett = table[(table["row"] == "ETTs ← 18") & (table["model"] == "imagenet-resnet26")].iloc[0]
+    assert ett["paper"] == 71.29
+    snip = table[(table["row"] == "SNIP") & (table["model"] == "imagenet-resnet26")].iloc[0]
+    assert "above IMP (paper: below)" in snip["flag"] and "above ETTs ← 18 (paper: below)" in snip["flag"]
+    text = markdown(table, "t")
+    assert "| IMP | 71.00 ± 0.00 (70.22) ⚑ | 71.00 ± 0.00 (72.94) ⚑ |" in text and "⚑ Ordering differs" in text
+
+
+def test_table3_is_a_grid_of_sources_by_targets(tmp_path: Path) -> None:
+    from elth.report.tables import table3
+
+    grid = table3(imagenet_runs(tmp_path), 0.7379).pivot(index="source", columns="target", values="mean")
+    assert grid.loc["imagenet-resnet18", "imagenet-resnet26"] == pytest.approx(70.5)
+    assert grid.loc["imagenet-resnet26", "imagenet-resnet26"] == pytest.approx(71.0)
+
+
+def test_figs_9_to_13_have_a_panel_per_target_and_source_with_every_scheme(runs: pd.DataFrame) -> None:
+    from elth.report.figures import schemes
+
+    extra = runs[runs["method"] == "ett"].assign(scheme="inter", test_acc=lambda d: d["test_acc"] - 0.01)
+    figure = schemes(pd.concat([runs, extra]))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert titles == ["ResNet-20 ← ResNet-32", "ResNet-32 ← ResNet-20"]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert {"ETT default", "ETT inter", "IMP", "SNIP"} <= set(legend)

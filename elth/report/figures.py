@@ -24,7 +24,7 @@ from elth import io  # noqa: E402
 from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.models.names import parse  # noqa: E402
 
-METHOD_LABELS = {"imp": "IMP", "reinit": "Reinit", "random": "Random", "magnitude": "Magnitude",
+METHOD_LABELS = {"dense": "Dense", "imp": "IMP", "reinit": "Reinit", "random": "Random", "magnitude": "Magnitude",
                  "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow"}
 BASELINES = {"reinit", "random", "magnitude", "snip", "grasp", "synflow"}
 
@@ -79,42 +79,35 @@ def missing(runs: pd.DataFrame, models: list[str]) -> list[str]:
     return notes
 
 
-def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "default",
-         models: list[str] | None = None) -> plt.Figure:
-    """One panel per model (all of `runs`, or `models`); ETT curves are those of `ett_scheme`
-    (other schemes have their own figures). Missing runs are named in the caption."""
-    notes = missing(runs, models or [])
-    if models is not None:
-        runs = runs[runs["model"].isin(models)]
-    if runs.empty:
-        raise ElthError("no runs to draw" + (f": {'; '.join(notes)}" if notes else ""))
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
-    models = model_order(list(runs["model"].unique()))
-    sparse = runs[(runs["method"] != "dense") & ((runs["method"] != "ett") | (runs["scheme"] == ett_scheme))].copy()
-    sparse["label"] = sparse.apply(label, axis=1)
-    sparse["remaining"] = 100.0 * (1.0 - sparse["sparsity"])
-    # One x per (curve, level): the mean over seeds, since transformed tickets' sparsities differ slightly.
-    sparse["x"] = sparse.groupby(["model", "label", "level"])["remaining"].transform("mean")
-    sparse["test_acc"] *= 100.0
-    labels = sorted(sparse["label"].unique(), key=lambda s: (s in {METHOD_LABELS[b] for b in BASELINES}, s != "IMP", s))
-    palette = dict(zip(labels, sns.color_palette("tab10", n_colors=max(len(labels), 1))))
-    dashes = {lab: (4, 2) if lab in {METHOD_LABELS[b] for b in BASELINES} else "" for lab in labels}
+def _is_baseline(lab: str) -> bool:
+    return lab in {METHOD_LABELS[b] for b in BASELINES}
 
-    cols = min(3, len(models))
-    rows = -(-len(models) // cols)
+
+def _draw(panels: list[tuple[str, pd.Series, pd.DataFrame]], title: str | None, notes: list[str]) -> plt.Figure:
+    """A grid of accuracy-vs-sparsity panels, each (title, dense accuracies, curve rows with `label`)."""
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    curves = [c for _, _, c in panels if len(c)]
+    every = pd.concat(curves)["label"].unique() if curves else []
+    labels = sorted(every, key=lambda lab: (_is_baseline(lab), lab != "IMP", lab))
+    palette = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "tab20", n_colors=max(len(labels), 1))))
+    dashes = {lab: (4, 2) if _is_baseline(lab) else "" for lab in labels}
+    cols = min(4 if len(panels) > 6 else 3, len(panels))
+    rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.8), squeeze=False)
-    for ax in axes.flat[len(models):]:
+    for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax, model in zip(axes.flat, models):
-        dense = runs[(runs["model"] == model) & (runs["method"] == "dense")]["test_acc"] * 100.0
+    for ax, (name, dense, here) in zip(axes.flat, panels):
         if len(dense):
-            mean, sd = dense.mean(), dense.std(ddof=0)
+            mean, sd = dense.mean() * 100.0, dense.std(ddof=0) * 100.0
             ax.axhline(mean, color="black", lw=1.2, label="Dense")
             ax.axhspan(mean - sd, mean + sd, color="black", alpha=0.08, lw=0)
-        here = sparse[sparse["model"] == model]
         if len(here):
-            sns.lineplot(data=here, x="x", y="test_acc", hue="label", style="label", hue_order=labels,
-                         style_order=labels, palette=palette, dashes=dashes, markers={lab: "o" for lab in labels},
+            here = here.assign(remaining=100.0 * (1.0 - here["sparsity"]), test_acc=here["test_acc"] * 100.0)
+            # One x per (curve, level): the mean over seeds, since transformed tickets' sparsities differ slightly.
+            here["x"] = here.groupby(["label", "level"])["remaining"].transform("mean")
+            present = [lab for lab in labels if lab in set(here["label"])]
+            sns.lineplot(data=here, x="x", y="test_acc", hue="label", style="label", hue_order=present,
+                         style_order=present, palette=palette, dashes=dashes, markers={lab: "o" for lab in present},
                          markersize=5, errorbar="sd", err_kws={"alpha": 0.15}, ax=ax, legend=False)
             # Ticks at IMP's levels: transformed tickets' sparsities drift a little from them.
             reference = here[here["label"] == "IMP"] if (here["label"] == "IMP").any() else here
@@ -124,21 +117,61 @@ def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "defaul
             ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xticklabels([f"{100 - t:.1f}" for t in ticks], rotation=45, ha="right")
             ax.set_xlim(max(here["x"]) * 1.1, min(here["x"]) / 1.1)
-        ax.set_title(model_title(model))
+        ax.set_title(name)
         ax.set_xlabel("Sparsity (%)")
         ax.set_ylabel("Test accuracy (%)")
     handles = [plt.Line2D([], [], color="black", lw=1.2, label="Dense")]
     handles += [plt.Line2D([], [], color=palette[lab], marker="o", markersize=4,
                            linestyle="--" if dashes[lab] else "-", label=lab) for lab in labels]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
+    ncol = min(len(handles), 6)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
     if title:
         fig.suptitle(title)
-    bottom = 0.06 + 0.05 * (len(handles) > 6)
+    bottom = (0.03 + 0.03 * -(-len(handles) // ncol)) / rows ** 0.5
     if notes:
         fig.text(0.5, 0.005, "Missing: " + "; ".join(notes), ha="center", va="bottom", fontsize=8, color="firebrick", wrap=True)
         bottom += 0.03
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
+
+
+def _labelled(runs: pd.DataFrame) -> pd.DataFrame:
+    out = runs[runs["method"] != "dense"].copy()
+    out["label"] = out.apply(label, axis=1) if len(out) else []
+    return out
+
+
+def fig3(runs: pd.DataFrame, title: str | None = None, ett_scheme: str = "default",
+         models: list[str] | None = None) -> plt.Figure:
+    """One panel per model (all of `runs`, or `models`); ETT curves are those of `ett_scheme`
+    (other schemes have their own figures). Missing runs are named in the caption."""
+    notes = missing(runs, models or [])
+    if models is not None:
+        runs = runs[runs["model"].isin(models)]
+    if runs.empty:
+        raise ElthError("no runs to draw" + (f": {'; '.join(notes)}" if notes else ""))
+    sparse = _labelled(runs[(runs["method"] != "ett") | (runs["scheme"] == ett_scheme)])
+    panels = [(model_title(m), runs[(runs["model"] == m) & (runs["method"] == "dense")]["test_acc"],
+               sparse[sparse["model"] == m]) for m in model_order(list(runs["model"].unique()))]
+    return _draw(panels, title, notes)
+
+
+def schemes(runs: pd.DataFrame, title: str | None = None) -> plt.Figure:
+    """Figs 9-13: one row per target, one panel per source; in each, the target's IMP and baselines
+    and the ETT curves of every scheme from that source."""
+    ett = runs[runs["method"] == "ett"]
+    if ett.empty:
+        raise ElthError("no ETT runs: figs 9-13 compare transformation schemes")
+    others = _labelled(runs[runs["method"] != "ett"])
+    transformed = ett.assign(label="ETT " + ett["scheme"])
+    panels = []
+    for target in model_order(list(ett["model"].unique())):
+        for source in model_order(list(ett.loc[ett["model"] == target, "source"].unique())):
+            curves = pd.concat([others[others["model"] == target],
+                                transformed[(transformed["model"] == target) & (transformed["source"] == source)]])
+            dense = runs[(runs["model"] == target) & (runs["method"] == "dense")]["test_acc"]
+            panels.append((f"{model_title(target)} ← {model_title(source)}", dense, curves))
+    return _draw(panels, title, missing(runs, []))
 
 
 def save(fig: plt.Figure, *paths: str) -> None:
@@ -152,7 +185,7 @@ def save(fig: plt.Figure, *paths: str) -> None:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.figures", description="Draw a figure from runs.csv.")
-    p.add_argument("figure", choices=sorted(FIGURES))
+    p.add_argument("figure", choices=sorted([*FIGURES, "fig9-13"]))
     p.add_argument("--runs", required=True, help="results/tables/runs.csv")
     p.add_argument("--pdf", required=True)
     p.add_argument("--png", required=True)
@@ -162,7 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     experiment = ", ".join(sorted(set(runs["experiment"]))) if len(runs) else ""
     dataset = ", ".join(sorted(set(runs["dataset"]))) if len(runs) else ""
     title = f"{experiment}: {dataset}, {runs['seed'].nunique()} seed(s)"
-    save(fig3(runs, title, args.ett_scheme, FIGURES[args.figure]), args.pdf, args.png)
+    if args.figure == "fig9-13":
+        save(schemes(runs, title), args.pdf, args.png)
+    else:
+        save(fig3(runs, title, args.ett_scheme, FIGURES[args.figure]), args.pdf, args.png)
     print(f"{args.figure}: {runs['model'].nunique()} panels -> {args.pdf}, {args.png}")
 
 

@@ -1,0 +1,54 @@
+"""results/report.md: what ran, on what data and device, and the figures and tables, in one page."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from elth import io
+from elth.errors import cli_errors
+from elth.report.figures import model_title
+
+
+def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str) -> str:
+    here = Path(out).parent
+    methods = runs.groupby("method").size().to_dict()
+    lines = [
+        f"# elth report: {', '.join(sorted(set(runs['experiment'])))}",
+        "",
+        f"- Dataset: {', '.join(sorted(set(runs['dataset'])))}",
+        f"- Models: {', '.join(model_title(m) for m in sorted(set(runs['model'])))}",
+        f"- Seeds: {', '.join(map(str, sorted(set(runs['seed']))))}",
+        f"- Runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in sorted(methods.items()))})",
+        f"- Devices: {', '.join(sorted(set(runs['device'])))}",
+        f"- Training time: {runs['wall_s'].sum() / 60:.1f} minutes in all (sum over runs)",
+        "",
+        "Every number below comes from `tables/runs.csv`, one row per run that happened.",
+        "",
+        "## Figures",
+        "",
+    ]
+    lines += [f"![{Path(f).stem}]({os.path.relpath(f, here)})" for f in figures]
+    lines += ["", "## Tables", ""]
+    for table in tables:
+        lines += [Path(table).read_text().strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.report.markdown", description=__doc__.splitlines()[0])
+    p.add_argument("--runs", required=True)
+    p.add_argument("--figures", nargs="*", default=[])
+    p.add_argument("--tables", nargs="*", default=[])
+    p.add_argument("-o", "--out", required=True)
+    args = p.parse_args(argv)
+    io.write_text(args.out, report(pd.read_csv(args.runs, keep_default_na=False), args.figures, args.tables, args.out))
+    print(f"report -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

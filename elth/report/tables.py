@@ -1,0 +1,152 @@
+"""The paper's tables, measured, beside the paper's own numbers, from runs.csv alone.
+
+`table2`: one sparsity (73.79% in the paper), rows by method, columns by model; each cell the
+mean test accuracy over seeds. Where the paper printed a number for the same row and model it
+stands beside ours, and a row whose order against another row differs from the paper's (an ETT
+below SNIP where the paper has it above, say) is flagged. `table3`: at one sparsity, the grid of
+sources (rows) by targets (columns), IMP on the diagonal, as the paper's Table 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from itertools import combinations
+
+import pandas as pd
+import yaml
+
+from elth import io
+from elth.errors import cli_errors
+from elth.report.figures import label, model_order, model_title
+
+ROW_ORDER = ["Dense", "IMP", "Reinit", "Random", "Magnitude", "SNIP", "GraSP", "SynFlow"]
+
+
+def paper_numbers() -> dict:
+    return yaml.safe_load(resources.files("elth.report").joinpath("paper_numbers.yaml").read_text())
+
+
+def nearest_level(runs: pd.DataFrame, model: str, sparsity: float) -> int | None:
+    imp = runs[(runs["model"] == model) & (runs["method"] == "imp")]
+    if imp.empty:
+        return None
+    levels = imp.groupby("level")["sparsity"].mean()
+    return int((levels - sparsity).abs().idxmin())
+
+
+def _paper_label(key: str) -> str:
+    """'ett<-imagenet-resnet18' -> 'ETTs ← 18'; 'snip' -> 'SNIP': the labels our rows carry."""
+    method, _, source = key.partition("<-")
+    return label(pd.Series({"method": method, "source": source}))
+
+
+def table_at(runs: pd.DataFrame, sparsity: float, paper: dict | None = None, scheme: str = "default") -> pd.DataFrame:
+    """Tidy rows (method, model, level, sparsity, seeds, mean, std, paper) at the level of each
+    model closest to `sparsity`; dense runs at level 0."""
+    runs = runs[(runs["method"] != "ett") | (runs["scheme"] == scheme)].copy()
+    runs["row"] = runs.apply(label, axis=1)
+    printed = {}
+    if paper:
+        for key, values in paper["rows"].items():
+            for model, value in zip(paper["models"], values):
+                if value is not None:
+                    printed[(_paper_label(key), model)] = value
+    rows = []
+    for model in model_order(list(runs["model"].unique())):
+        level = nearest_level(runs, model, sparsity)
+        here = runs[(runs["model"] == model) & ((runs["method"] == "dense") | (runs["level"] == level))]
+        for row, group in here.groupby("row"):
+            acc = group["test_acc"] * 100
+            rows.append({"row": row, "model": model, "level": int(group["level"].iloc[0]),
+                         "sparsity": float(group["sparsity"].mean()), "seeds": int(group["seed"].nunique()),
+                         "mean": float(acc.mean()), "std": float(acc.std(ddof=0)), "paper": printed.get((row, model))})
+    table = pd.DataFrame(rows, columns=["row", "model", "level", "sparsity", "seeds", "mean", "std", "paper"])
+    table["flag"] = ordering_flags(table)
+    return table
+
+
+def ordering_flags(table: pd.DataFrame) -> list[str]:
+    """For each row, the other rows it is ordered against differently than in the paper."""
+    flags = {i: [] for i in table.index}
+    both = table.dropna(subset=["paper"])
+    for _, group in both.groupby("model"):
+        for (i, a), (j, b) in combinations(group.iterrows(), 2):
+            ours, theirs = a["mean"] - b["mean"], a["paper"] - b["paper"]
+            if ours * theirs < 0:
+                flags[i].append(f"{'above' if ours > 0 else 'below'} {b['row']} (paper: {'above' if theirs > 0 else 'below'})")
+                flags[j].append(f"{'above' if ours < 0 else 'below'} {a['row']} (paper: {'above' if theirs < 0 else 'below'})")
+    return ["; ".join(flags[i]) for i in table.index]
+
+
+def markdown(table: pd.DataFrame, title: str) -> str:
+    """Rows by method, columns by model; each cell 'ours ± std (paper)' and flags listed below."""
+    models = model_order(list(table["model"].unique()))
+    rows = sorted(table["row"].unique(), key=lambda r: (ROW_ORDER.index(r) if r in ROW_ORDER else len(ROW_ORDER), r))
+    head = "| | " + " | ".join(model_title(m) for m in models) + " |"
+    lines = [f"### {title}", "", head, "|" + " --- |" * (len(models) + 1)]
+    for row in rows:
+        cells = []
+        for model in models:
+            hit = table[(table["row"] == row) & (table["model"] == model)]
+            if hit.empty:
+                cells.append("-")
+                continue
+            r = hit.iloc[0]
+            cell = f"{r['mean']:.2f} ± {r['std']:.2f}"
+            if pd.notna(r["paper"]):
+                cell += f" ({r['paper']:.2f})"
+            if r["flag"]:
+                cell += " ⚑"
+            cells.append(cell)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    sparsities = ", ".join(f"{model_title(m)}: {table[(table['model'] == m) & (table['row'] == 'IMP')]['sparsity'].mean():.2%}"
+                           for m in models if ((table["model"] == m) & (table["row"] == "IMP")).any())
+    lines += ["", f"Mean test accuracy (%) ± std over seeds; the paper's number in parentheses. Sparsity used: {sparsities}."]
+    flagged = table[table["flag"] != ""]
+    if len(flagged):
+        lines += ["", "⚑ Ordering differs from the paper's:"]
+        lines += [f"- {model_title(r['model'])}, {r['row']}: {r['flag']}" for _, r in flagged.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def table3(runs: pd.DataFrame, sparsity: float) -> pd.DataFrame:
+    """Sources by targets at one sparsity: IMP on the diagonal, ETT (default scheme) elsewhere."""
+    rows = []
+    for target in model_order(list(runs["model"].unique())):
+        level = nearest_level(runs, target, sparsity)
+        here = runs[(runs["model"] == target) & (runs["level"] == level)]
+        imp = here[here["method"] == "imp"]
+        if len(imp):
+            rows.append({"source": target, "target": target, "mean": imp["test_acc"].mean() * 100})
+        ett = here[(here["method"] == "ett") & (here["scheme"] == "default")]
+        for source, group in ett.groupby("source"):
+            rows.append({"source": source, "target": target, "mean": group["test_acc"].mean() * 100})
+    return pd.DataFrame(rows, columns=["source", "target", "mean"])
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m elth.report.tables", description="Write a table from runs.csv.")
+    p.add_argument("table", choices=["table2", "table3"])
+    p.add_argument("--runs", required=True)
+    p.add_argument("--sparsity", type=float, required=True, help="the IMP sparsity to compare at (nearest level)")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--md", required=True)
+    args = p.parse_args(argv)
+    runs = pd.read_csv(args.runs, keep_default_na=False)
+    if args.table == "table2":
+        table = table_at(runs, args.sparsity, paper_numbers()["table2"])
+        text = markdown(table, f"Table 2 shape: accuracy at the level nearest {args.sparsity:.2%} sparsity")
+    else:
+        table = table3(runs, args.sparsity)
+        grid = table.pivot(index="source", columns="target", values="mean")
+        text = f"### Table 3 shape: sources (rows) by targets (columns) near {args.sparsity:.2%} sparsity\n\n"
+        text += grid.round(2).to_markdown() + "\n"
+    io.write_text(args.csv, table.to_csv(index=False))
+    io.write_text(args.md, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
