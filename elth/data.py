@@ -105,7 +105,7 @@ def unpack_debian_fashion_mnist(root: Path, source: Path = DEBIAN_FASHION_MNIST)
 def _missing(name: str, root: Path, download: bool, cause: str = "") -> DatasetMissing:
     d = info(name)
     ways = [
-        f"on a machine with internet, set `dataset: {{download: true}}` in the config" if name != "imagenet" else None,
+        "on a machine with internet, set `dataset: {download: true}` in the config" if name != "imagenet" else None,
         d.how.replace("<root>", str(root)),
         "or point `dataset.root` in the config at a directory that already holds it",
     ]

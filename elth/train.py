@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io as _io
 import json
 import time
@@ -63,11 +64,15 @@ def evaluate(model: nn.Module, batches) -> tuple[Tensor, Tensor]:
 
 
 def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None = None, start_step: int = 0,
-          snapshot_step: int | None = None, log: Callable[[dict], None] | None = None) -> Result:
+          snapshot_step: int | None = None, log: Callable[[dict], None] | None = None,
+          resume: Path | None = None, fingerprint: str = "") -> Result:
     """Train `model` in place from `start_step` to the end of `recipe`; return per-epoch metrics.
 
     With `snapshot_step`, the model's state at that step (after that many updates) is returned too:
-    the rewind point of a dense run.
+    the rewind point of a dense run. With `resume`, the state after every epoch (weights, momentum,
+    metrics, snapshot) is written there atomically, and a run that finds a resume file with the
+    same `fingerprint` continues from it. Data order and augmentation depend on (seed, epoch) alone,
+    so a resumed run ends with the same weights as an uninterrupted one.
     """
     device = next(model.parameters()).device
     model.to(memory_format=torch.channels_last)  # matches the batches' layout; a no-op for an MLP
@@ -88,7 +93,14 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
     history: list[dict] = []
     begin = time.perf_counter()
     step = start_step
-    for epoch in range(start_step // spe, recipe.epochs):
+    saved = _resume_point(resume, fingerprint)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        step, history, snapshot = saved["step"], saved["history"], saved.get("snapshot")
+        begin -= saved["seconds"]
+        print(f"resuming from {resume} at step {step} (epoch {step // spe})", flush=True)
+    for epoch in range(step // spe, recipe.epochs):
         tic = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
@@ -118,7 +130,34 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
         history.append(row)
         if log is not None:
             log(row)
+        if resume is not None and step < total:
+            state = {"fingerprint": fingerprint, "step": step, "history": history, "seconds": time.perf_counter() - begin,
+                     "model": model.state_dict(), "optimizer": opt.state_dict()}
+            io.save(resume, "resume", state | ({"snapshot": snapshot} if snapshot is not None else {}))
     return Result(history, snapshot, time.perf_counter() - begin)
+
+
+def _resume_point(path: Path | None, fingerprint: str) -> dict | None:
+    """The saved state of an interrupted run of the same job, or None to start afresh."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = io.load(path, "resume")
+    except CheckpointError as err:
+        print(f"ignoring resume file: {err}", flush=True)
+        return None
+    if saved.get("fingerprint") != fingerprint:
+        print(f"ignoring {path}: it belongs to another configuration of this job", flush=True)
+        return None
+    return saved
+
+
+def signature(*parts: object) -> str:
+    """A fingerprint of everything a run depends on, so a resume file is used only by the same run."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(Path(part).read_bytes() if isinstance(part, Path) else json.dumps(part, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def metrics_csv(history: list[dict]) -> str:
@@ -168,8 +207,12 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"{args.model} on {args.dataset}, seed {args.seed}, {device}: {recipe.epochs} epochs of {spe} steps, "
           f"from step {start}" + (f", mask sparsity {mask.sparsity:.2%}" if mask is not None else ""), flush=True)
+    # An interrupted run (preemption, SIGKILL) leaves resume.pt; rerunning the job continues from it.
+    resume = out / "resume.pt"
+    fingerprint = signature(args.model, args.dataset, args.seed, recipe.__dict__, opts, *([Path(args.ticket)] if args.ticket else []))
     result = train(model, data, recipe, args.seed, mask=mask, start_step=start, snapshot_step=rewind,
-                   log=lambda r: print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True))
+                   log=lambda r: print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True),
+                   resume=resume, fingerprint=fingerprint)
 
     if rewind is not None:
         Checkpoint(args.model, args.dataset, rewind, result.snapshot, meta={"seed": args.seed}).save(out / "rewind.pt")
@@ -184,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
         "wall_s": result.seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({args.threads} threads)",
     })
+    resume.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from torch import nn
 
 from elth.baseline import make
 from elth.checkpoint import Checkpoint, build_for
-from elth.prune import Mask, prunable
+from elth.prune import Mask
 from elth.prune.baselines import GRASP_TEMPERATURE, METHODS, grasp, keep_top, random, snip, synflow
 
 from conftest import ROOT

@@ -3,11 +3,21 @@ schedule is Table 1's, and a run is a function of its seed."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from elth import io
+from elth.checkpoint import Checkpoint
 from elth.data import DeviceData, Split, info
 from elth.errors import ConfigError
 from elth.models.registry import build
@@ -15,7 +25,7 @@ from elth.prune import Mask, prunable
 from elth.recipe import Recipe, to_steps
 from elth.train import train
 
-from conftest import class_images
+from conftest import ROOT, class_images
 
 
 def tiny_data(n_train: int = 96, n_test: int = 40, augment: tuple[str, ...] = ("crop", "flip")) -> DeviceData:
@@ -124,3 +134,42 @@ def test_impossible_recipes_are_refused(bad: dict, message: str) -> None:
 def test_rewind_point_past_the_end_is_refused() -> None:
     with pytest.raises(ConfigError, match="rewind point"):
         Recipe(epochs=1, batch_size=1, lr=0.1, rewind="5ep").rewind_step(100)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_run_resumes_from_its_last_epoch_to_the_same_weights(fashion_root: Path, tmp_path: Path, sig: int) -> None:
+    recipe = '{"epochs": 12, "batch_size": 32, "lr": 0.05, "milestones": [8], "rewind": "3it"}'
+    data = json.dumps({"root": str(fashion_root), "augment": ["crop", "flip"]})
+    cmd = [sys.executable, "-m", "elth.train", "--model", "resnet8-w0.25", "--dataset", "fashion-mnist", "--seed", "0",
+           "--recipe", recipe, "--data", data, "--threads", "1", "--out"]
+    subprocess.run(cmd + [str(tmp_path / "straight")], check=True, capture_output=True, cwd=ROOT)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    while not (killed / "resume.pt").exists():
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    proc.wait()
+    assert io.load(killed / "resume.pt", "resume")["step"] < 12 * 8
+    assert not (killed / "final.pt").exists() and not (killed / "summary.json").exists()
+
+    rerun = subprocess.run(cmd + [str(killed)], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert "resuming from" in rerun.stdout and not (killed / "resume.pt").exists()
+    for name in ("final.pt", "rewind.pt"):
+        a = Checkpoint.load(tmp_path / "straight" / name).state
+        b = Checkpoint.load(killed / name).state
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    metrics = [pd.read_csv(d / "metrics.csv").drop(columns="seconds") for d in (tmp_path / "straight", killed)]
+    pd.testing.assert_frame_equal(*metrics)
+
+
+def test_a_resume_file_of_another_configuration_is_ignored(tmp_path: Path) -> None:
+    model, data = tiny_model(), tiny_data()
+    resume = tmp_path / "resume.pt"
+    short = Recipe(epochs=2, batch_size=32, lr=0.1)
+    train(model, data, short, seed=0, resume=resume, fingerprint="a")
+    assert resume.exists()
+    fresh = train(tiny_model(), data, short, seed=0, resume=resume, fingerprint="b")
+    reference = train(tiny_model(), data, short, seed=0)
+    assert [r["train_loss"] for r in fresh.history] == [r["train_loss"] for r in reference.history]

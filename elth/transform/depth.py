@@ -64,7 +64,7 @@ def _shuffle_replicas(mask: Mask, target_model, plan: Plan, seed: int) -> Mask:
     structure = target_model.structure
     g = torch.Generator().manual_seed(seed)
     out = mask.to_dict()
-    for s, stage in enumerate(structure.stages):
+    for s in range(len(structure.stages)):
         for j in plan.replicas(s):
             for key in structure.unit_keys(out, s, j):
                 flat = out[key].flatten()

@@ -121,12 +121,11 @@ def _apply_steps(text: str, fixed: tuple[bool, ...]) -> list[int]:
             if fixed[i]:
                 raise ConfigError(f"step {step!r}: unit {i} is fixed (a stage's entry block or a width-changing "
                                   f"layer); only {[j for j, f in enumerate(fixed) if not f]} may be replicated or dropped")
-        def picked(i: int) -> bool:
-            return not fixed[i] and (chosen is None or i in chosen)
+        picked = {i for i, f in enumerate(fixed) if not f and (chosen is None or i in chosen)}
         if op == "append":
-            seq += [i for i in seq if picked(i)] * (times - 1)
+            seq += [i for i in seq if i in picked] * (times - 1)
         elif op == "inter":
-            seq = [k for i in seq for k in ([i] * times if picked(i) else [i])]
+            seq = [k for i in seq for k in ([i] * times if i in picked else [i])]
         else:
             seq = [i for i in seq if i not in chosen]
     return seq
