@@ -11,6 +11,7 @@ rule baseline:
         ticket=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.pt",
         info=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.json",
     params:
+        code=CODE["baseline"],
         data=study.data_json(config),
         batch_size=lambda w: study.recipe(config, w.model)["batch_size"],
         batches=config["baselines"]["batches"],

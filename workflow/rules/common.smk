@@ -1,4 +1,6 @@
 # Config loading and validation, and the input functions of every rule.
+import glob
+import hashlib
 import os
 import sys
 
@@ -35,6 +37,32 @@ ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.
 # Ticket directories under a run that the shared retraining rule serves.
 TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+"
 BASELINES = config["baselines"]["methods"]
+
+
+def fingerprint(*paths):
+    """A digest of a stage's own source files, passed as a rule param: Snakemake reruns a job whose
+    params changed, so editing a module reruns the stages that use it and nothing upstream (its
+    own code trigger sees only the rule body, not imported modules)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        root = os.path.join(workflow.basedir, path)
+        files = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)) if os.path.isdir(root) else [root]
+        for f in files:
+            digest.update(os.path.relpath(f, workflow.basedir).encode())
+            with open(f, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/models", "elth/prune/mask.py")
+CODE = {
+    "data": fingerprint("elth/data.py", "elth/errors.py", "elth/io.py"),
+    "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/data.py", *COMMON_CODE),
+    "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
+    "ett": fingerprint("elth/transform", *COMMON_CODE),
+    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/data.py", *COMMON_CODE),
+    "report": fingerprint("elth/report", "elth/io.py"),
+}
 
 
 wildcard_constraints:

@@ -5,6 +5,7 @@ rule prepare_data:
     output:
         "results/{dataset}/dataset.json",
     params:
+        code=CODE["data"],
         root=config["dataset"]["root"],
         download="--download" if config["dataset"]["download"] else "",
     log:

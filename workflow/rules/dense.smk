@@ -11,6 +11,7 @@ rule dense:
         metrics=f"{RUN}/dense/metrics.csv",
         summary=f"{RUN}/dense/summary.json",
     params:
+        code=CODE["train"],
         train=train_params,
         device=config["resources"]["device"],
     threads: config["resources"]["threads"]

@@ -9,6 +9,7 @@ rule ett:
         ticket=f"{RUN}/ett/from-{{source}}/{{scheme}}/level{{level}}/ticket.pt",
         info=f"{RUN}/ett/from-{{source}}/{{scheme}}/level{{level}}/ticket.json",
     params:
+        code=CODE["ett"],
         spec=ett_spec,
     log:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",

@@ -8,6 +8,7 @@ rule imp_ticket:
         ticket=f"{RUN}/imp/level{{level}}/ticket.pt",
         info=f"{RUN}/imp/level{{level}}/ticket.json",
     params:
+        code=CODE["imp"],
         previous=lambda w, input: f"--previous {input.previous}" if "previous" in input.keys() else "",
         fraction=config["pruning"]["fraction"],
         unpruned=lambda w: " ".join(f"'{p}'" for p in study.unpruned(config, w.model)),

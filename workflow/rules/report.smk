@@ -8,6 +8,7 @@ rule aggregate:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
     params:
+        code=CODE["report"],
         experiment=config["experiment"],
     log:
         "logs/aggregate.log",
@@ -27,6 +28,8 @@ rule figure:
         png="results/figures/{figure}.png",
     wildcard_constraints:
         figure="fig1|fig3|fig6|fig9-13",
+    params:
+        code=CODE["report"],
     log:
         "logs/{figure}.log",
     shell:
@@ -45,6 +48,7 @@ rule table:
     wildcard_constraints:
         table="table2|table3",
     params:
+        code=CODE["report"],
         sparsity=lambda w: {"table2": 0.7379, "table3": 0.8926}[w.table],
     log:
         "logs/{table}.log",
@@ -60,6 +64,8 @@ rule report:
         tables=["results/tables/table2.md", "results/tables/table3.md"],
     output:
         "results/report.md",
+    params:
+        code=CODE["report"],
     log:
         "logs/report.log",
     shell:

@@ -12,6 +12,7 @@ rule retrain:
     wildcard_constraints:
         ticket=TICKETS,
     params:
+        code=CODE["train"],
         train=train_params,
         device=config["resources"]["device"],
     threads: config["resources"]["threads"]
