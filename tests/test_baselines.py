@@ -14,7 +14,8 @@ from torch import nn
 from elth.baseline import make
 from elth.checkpoint import Checkpoint, build_for
 from elth.prune import Mask
-from elth.prune.baselines import GRASP_TEMPERATURE, METHODS, grasp, keep_top, random, snip, synflow
+from elth.prune.baselines import GRASP_TEMPERATURE, METHODS, grasp, random, snip, synflow
+from elth.prune.magnitude import keep_top
 
 from conftest import ROOT
 

@@ -27,29 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from elth.errors import ConfigError
 from elth.models.init import initialize
+from elth.prune.magnitude import keep_top
 from elth.prune.mask import Mask
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 GRASP_TEMPERATURE = 200.0
-
-
-def keep_top(scores: dict[str, Tensor], keep: int) -> Mask:
-    """Keep the `keep` highest scores over all layers together (ties broken by position)."""
-    names = list(scores)
-    flat = torch.cat([scores[n].detach().flatten().float().cpu() for n in names])
-    if not 0 <= keep <= flat.numel():
-        raise ConfigError(f"cannot keep {keep} of {flat.numel()} weights")
-    order = torch.argsort(flat, descending=True, stable=True)
-    kept = torch.zeros(flat.numel(), dtype=torch.bool)
-    kept[order[:keep]] = True
-    out, offset = {}, 0
-    for n in names:
-        size = scores[n].numel()
-        out[n] = kept[offset:offset + size].view(scores[n].shape)
-        offset += size
-    return Mask(out)
 
 
 def _params(model: nn.Module, reference: Mask) -> dict[str, Tensor]:

@@ -37,22 +37,29 @@ def imp_sparsity(level: int, fraction: float) -> float:
     return 1.0 - (1.0 - fraction) ** level
 
 
+def keep_top(scores: dict[str, Tensor], keep: int) -> Mask:
+    """Keep the `keep` highest scores over all layers together (ties broken by position): the one
+    global selection that IMP and every score-based baseline share."""
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().flatten().float().cpu() for n in names])
+    if not 0 <= keep <= flat.numel():
+        raise ConfigError(f"cannot keep {keep} of {flat.numel()} weights")
+    order = torch.argsort(flat, descending=True, stable=True)
+    kept = torch.zeros(flat.numel(), dtype=torch.bool)
+    kept[order[:keep]] = True
+    out, offset = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = kept[offset:offset + size].view(scores[n].shape)
+        offset += size
+    return Mask(out)
+
+
 @torch.no_grad()
 def global_magnitude(weights: dict[str, Tensor], mask: Mask, fraction: float) -> Mask:
     """Prune `fraction` of the weights `mask` still keeps, smallest |w| first, ranked globally."""
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"pruning fraction must be in [0, 1), got {fraction}")
-    names = list(mask)
-    kept = torch.cat([mask[n].flatten() for n in names])
-    scores = torch.cat([weights[n].detach().abs().flatten().float().cpu() for n in names])
-    scores[~kept] = float("inf")  # already pruned: never chosen again, never counted twice
-    count = round(fraction * int(kept.sum()))
-    order = torch.argsort(scores, stable=True)
-    new = kept.clone()
-    new[order[:count]] = False
-    out, offset = {}, 0
-    for n in names:
-        size = mask[n].numel()
-        out[n] = new[offset:offset + size].view_as(mask[n])
-        offset += size
-    return Mask(out)
+    # Already pruned weights score -inf: never kept again, never counted twice.
+    scores = {n: weights[n].detach().abs().float().cpu().masked_fill(~mask[n], float("-inf")) for n in mask}
+    return keep_top(scores, mask.remaining - round(fraction * mask.remaining))
