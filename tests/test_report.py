@@ -131,3 +131,13 @@ def test_figs_9_to_13_have_a_panel_per_target_and_source_with_every_scheme(runs:
     assert titles == ["ResNet-20 ← ResNet-32", "ResNet-32 ← ResNet-20"]
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert {"ETT default", "ETT inter", "IMP", "SNIP"} <= set(legend)
+
+
+def test_table3_sets_the_papers_grid_beside_ours(tmp_path: Path) -> None:
+    from elth.report.tables import paper_numbers, table3
+
+    paths = [fake_run(tmp_path, "mlp2", "imp", 10, 0, 0.98), fake_run(tmp_path, "mlp3", "imp", 10, 0, 0.97),
+             fake_run(tmp_path, "mlp3", "ett", 10, 0, 0.975, source="mlp2", scheme="default")]
+    table = table3(collect(paths, "t"), 0.8926, paper_numbers()["table3"]).set_index(["source", "target"])
+    assert table.loc[("mlp2", "mlp3"), "paper"] == 97.95 and table.loc[("mlp2", "mlp3"), "mean"] == pytest.approx(97.5)
+    assert table.loc[("mlp2", "mlp2"), "paper"] == 98.06

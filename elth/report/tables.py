@@ -110,8 +110,9 @@ def markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table3(runs: pd.DataFrame, sparsity: float) -> pd.DataFrame:
-    """Sources by targets at one sparsity: IMP on the diagonal, ETT (default scheme) elsewhere."""
+def table3(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd.DataFrame:
+    """Sources by targets at one sparsity: IMP on the diagonal, ETT (default scheme) elsewhere;
+    with the paper's number for the same (source, target) where its Table 3 has one."""
     rows = []
     for target in model_order(list(runs["model"].unique())):
         level = nearest_level(runs, target, sparsity)
@@ -122,7 +123,13 @@ def table3(runs: pd.DataFrame, sparsity: float) -> pd.DataFrame:
         ett = here[(here["method"] == "ett") & (here["scheme"] == "default")]
         for source, group in ett.groupby("source"):
             rows.append({"source": source, "target": target, "mean": group["test_acc"].mean() * 100})
-    return pd.DataFrame(rows, columns=["source", "target", "mean"])
+    printed = {}
+    for grid in (paper or {}).get("grids", []):
+        for source, values in grid["rows"].items():
+            printed.update({(source, target): v for target, v in zip(grid["models"], values)})
+    table = pd.DataFrame(rows, columns=["source", "target", "mean"])
+    table["paper"] = [printed.get((s, t)) for s, t in zip(table["source"], table["target"])]
+    return table
 
 
 @cli_errors
@@ -139,10 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         table = table_at(runs, args.sparsity, paper_numbers()["table2"])
         text = markdown(table, f"Table 2 shape: accuracy at the level nearest {args.sparsity:.2%} sparsity")
     else:
-        table = table3(runs, args.sparsity)
-        grid = table.pivot(index="source", columns="target", values="mean")
-        text = f"### Table 3 shape: sources (rows) by targets (columns) near {args.sparsity:.2%} sparsity\n\n"
-        text += grid.round(2).to_markdown() + "\n"
+        table = table3(runs, args.sparsity, paper_numbers()["table3"])
+        cells = table.assign(cell=[f"{m:.2f}" + (f" ({p:.2f})" if pd.notna(p) else "") for m, p in zip(table["mean"], table["paper"])])
+        grid = cells.pivot(index="source", columns="target", values="cell").fillna("-")
+        text = (f"### Table 3 shape: sources (rows) by targets (columns) near {args.sparsity:.2%} sparsity\n\n"
+                + grid.to_markdown() + "\n\nMean test accuracy (%) over seeds; the paper's number in parentheses.\n")
     io.write_text(args.csv, table.to_csv(index=False))
     io.write_text(args.md, text)
     print(text)
