@@ -45,12 +45,13 @@ def reference(model, dataset: str, root: str, indices: list[int], recipe: Recipe
     loader = torch.utils.data.DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, num_workers=0)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     model.train()
+    lr_of = recipe.schedule(len(loader))
     start = time.perf_counter()
     step = 0
     for _ in range(recipe.epochs):
         for x, y in loader:
             for group in opt.param_groups:
-                group["lr"] = recipe.lr_at(step, len(loader))
+                group["lr"] = lr_of(step)
             x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()

@@ -7,6 +7,7 @@ with the number of full batches per epoch. The DAG validates every recipe before
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from elth.errors import ConfigError
@@ -63,7 +64,16 @@ class Recipe:
                               f"({self.total_steps(steps_per_epoch)} steps of {steps_per_epoch} per epoch)")
         return step
 
-    def lr_at(self, step: int, steps_per_epoch: int) -> float:
-        lr = self.lr * self.gamma ** sum(step >= m * steps_per_epoch for m in self.milestones)
+    def schedule(self, steps_per_epoch: int) -> Callable[[int], float]:
+        """The learning rate of each step, with durations converted once (it runs every step)."""
+        milestones = [m * steps_per_epoch for m in self.milestones]
         warmup = to_steps(self.warmup, steps_per_epoch)
-        return lr * min(1.0, (step + 1) / warmup) if warmup else lr
+
+        def lr(step: int) -> float:
+            rate = self.lr * self.gamma ** sum(step >= m for m in milestones)
+            return rate * min(1.0, (step + 1) / warmup) if warmup else rate
+
+        return lr
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        return self.schedule(steps_per_epoch)(step)

@@ -80,6 +80,7 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
     total = recipe.total_steps(spe)
     if not 0 <= start_step < total:
         raise ConfigError(f"start step {start_step} is outside the {total} steps of this recipe")
+    lr_of = recipe.schedule(spe)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay, foreach=True)
     params = dict(model.named_parameters())
@@ -110,7 +111,7 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
             if step == snapshot_step:
                 snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
             for group in opt.param_groups:
-                group["lr"] = recipe.lr_at(step, spe)
+                group["lr"] = lr_of(step)
             out = model(x)
             loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
@@ -124,7 +125,7 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
             seen += len(y)
             step += 1
         test_loss, test_acc = evaluate(model, data.test_batches())
-        row = {"epoch": epoch + 1, "step": step, "lr": recipe.lr_at(step - 1, spe),
+        row = {"epoch": epoch + 1, "step": step, "lr": lr_of(step - 1),
                "train_loss": (loss_sum / seen).item(), "train_acc": (correct.float() / seen).item(),
                "test_loss": test_loss.item(), "test_acc": test_acc.item(), "seconds": time.perf_counter() - tic}
         history.append(row)
