@@ -13,7 +13,7 @@ from elth.report.figures import fig3, missing, model_title, save
 
 
 def fake_run(tmp_path: Path, model: str, method: str, level: int, seed: int, acc: float, **extra) -> str:
-    path = tmp_path / model / f"seed{seed}" / method / f"level{level}" / "summary.json"
+    path = tmp_path / model / f"seed{seed}" / method / str(extra.get("scheme", "")) / f"level{level}" / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     sparsity = 1 - 0.8 ** level
     path.write_text(json.dumps({"model": model, "dataset": "cifar10", "seed": seed, "method": method, "level": level,
@@ -101,9 +101,9 @@ def imagenet_runs(tmp_path: Path) -> pd.DataFrame:
 
 
 def test_table2_compares_at_the_nearest_level_beside_the_paper_and_flags_orderings(tmp_path: Path) -> None:
-    from elth.report.tables import markdown, paper_numbers, table_at
+    from elth.report.tables import markdown, paper_numbers, printed_table2, table_at
 
-    table = table_at(imagenet_runs(tmp_path), 0.7379, paper_numbers()["table2"])
+    table = table_at(imagenet_runs(tmp_path), 0.7379, printed_table2(paper_numbers()["table2"]))
     imp = table[(table["row"] == "IMP") & (table["model"] == "imagenet-resnet18")].iloc[0]
     assert imp["level"] == 6 and imp["paper"] == 70.22 and imp["mean"] == pytest.approx(71.0) and imp["seeds"] == 2
     ett = table[(table["row"] == "ETTs ← 18") & (table["model"] == "imagenet-resnet26")].iloc[0]
@@ -141,3 +141,15 @@ def test_table3_sets_the_papers_grid_beside_ours(tmp_path: Path) -> None:
     table = table3(collect(paths, "t"), 0.8926, paper_numbers()["table3"]).set_index(["source", "target"])
     assert table.loc[("mlp2", "mlp3"), "paper"] == 97.95 and table.loc[("mlp2", "mlp3"), "mean"] == pytest.approx(97.5)
     assert table.loc[("mlp2", "mlp2"), "paper"] == 98.06
+
+
+def test_table5_lists_each_width_scheme_beside_the_paper(tmp_path: Path) -> None:
+    from elth.report.tables import paper_numbers, printed_table5, table_at, width_label
+
+    paths = [fake_run(tmp_path, "resnet20-w2", "dense", 0, 0, 0.93), fake_run(tmp_path, "resnet20-w2", "imp", 10, 0, 0.935)]
+    for scheme, acc in (("replicate", 0.91), ("gaussian", 0.92), ("permute", 0.90)):
+        paths.append(fake_run(tmp_path, "resnet20-w2", "ett", 10, 0, acc, source="resnet20", scheme=scheme))
+    table = table_at(collect(paths, "t"), 0.8926, printed_table5(paper_numbers()["table5"]), scheme=None,
+                     labeler=width_label).set_index("row")
+    assert table.loc["ETT gaussian", "paper"] == 92.12 and table.loc["ETT gaussian", "mean"] == pytest.approx(92.0)
+    assert table.loc["IMP", "paper"] == 93.76 and table.loc["Dense", "paper"] == 93.71

@@ -4,7 +4,8 @@
 mean test accuracy over seeds. Where the paper printed a number for the same row and model it
 stands beside ours, and a row whose order against another row differs from the paper's (an ETT
 below SNIP where the paper has it above, say) is flagged. `table3`: at one sparsity, the grid of
-sources (rows) by targets (columns), IMP on the diagonal, as the paper's Table 3.
+sources (rows) by targets (columns), IMP on the diagonal, as the paper's Table 3. `table5`: every
+ETT scheme (the width schemes of App. B) as its own row, beside the paper's Table 5.
 """
 
 from __future__ import annotations
@@ -41,17 +42,32 @@ def _paper_label(key: str) -> str:
     return label(pd.Series({"method": method, "source": source}))
 
 
-def table_at(runs: pd.DataFrame, sparsity: float, paper: dict | None = None, scheme: str = "default") -> pd.DataFrame:
+def printed_table2(paper: dict) -> dict[tuple[str, str], float]:
+    """The paper's Table 2 as {(row label, model): accuracy}."""
+    return {(_paper_label(key), model): value for key, values in paper["rows"].items()
+            for model, value in zip(paper["models"], values) if value is not None}
+
+
+def printed_table5(paper: dict) -> dict[tuple[str, str], float]:
+    """The paper's Table 5 as {(row label, model): accuracy}; width schemes are ETT rows."""
+    return {(width_label(pd.Series({"method": "ett" if key not in ("dense", "imp") else key, "scheme": key, "source": ""})),
+             paper["target"]): value for key, value in paper["rows"].items()}
+
+
+def width_label(row: pd.Series) -> str:
+    return f"ETT {row['scheme']}" if row["method"] == "ett" else label(row)
+
+
+def table_at(runs: pd.DataFrame, sparsity: float, printed: dict | None = None, scheme: str | None = "default",
+             labeler=label) -> pd.DataFrame:
     """Tidy rows (method, model, level, sparsity, seeds, mean, std, paper) at the level of each
-    model closest to `sparsity`; dense runs at level 0."""
-    runs = runs[(runs["method"] != "ett") | (runs["scheme"] == scheme)].copy()
-    runs["row"] = runs.apply(label, axis=1)
-    printed = {}
-    if paper:
-        for key, values in paper["rows"].items():
-            for model, value in zip(paper["models"], values):
-                if value is not None:
-                    printed[(_paper_label(key), model)] = value
+    model closest to `sparsity`; dense runs at level 0. ETT rows are those of `scheme` (None: all),
+    named by `labeler`; `printed` maps (row, model) to the paper's number."""
+    if scheme is not None:
+        runs = runs[(runs["method"] != "ett") | (runs["scheme"] == scheme)]
+    runs = runs.copy()
+    runs["row"] = runs.apply(labeler, axis=1)
+    printed = printed or {}
     rows = []
     for model in model_order(list(runs["model"].unique())):
         level = nearest_level(runs, model, sparsity)
@@ -135,7 +151,7 @@ def table3(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.tables", description="Write a table from runs.csv.")
-    p.add_argument("table", choices=["table2", "table3"])
+    p.add_argument("table", choices=["table2", "table3", "table5"])
     p.add_argument("--runs", required=True)
     p.add_argument("--sparsity", type=float, required=True, help="the IMP sparsity to compare at (nearest level)")
     p.add_argument("--csv", required=True)
@@ -143,8 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     runs = pd.read_csv(args.runs, keep_default_na=False)
     if args.table == "table2":
-        table = table_at(runs, args.sparsity, paper_numbers()["table2"])
+        table = table_at(runs, args.sparsity, printed_table2(paper_numbers()["table2"]))
         text = markdown(table, f"Table 2 shape: accuracy at the level nearest {args.sparsity:.2%} sparsity")
+    elif args.table == "table5":
+        table = table_at(runs, args.sparsity, printed_table5(paper_numbers()["table5"]), scheme=None, labeler=width_label)
+        text = markdown(table, f"Table 5 shape: every scheme's ETTs at the level nearest {args.sparsity:.2%} sparsity")
     else:
         table = table3(runs, args.sparsity, paper_numbers()["table3"])
         cells = table.assign(cell=[f"{m:.2f}" + (f" ({p:.2f})" if pd.notna(p) else "") for m, p in zip(table["mean"], table["paper"])])
