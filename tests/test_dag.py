@@ -91,6 +91,25 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
                                          "all": 1}
     spec.write_text(original)
 
+    # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
+    # scheme's transformations only; a new seed adds its own runs and touches no finished one.
+    study = yaml.safe_load(config.read_text())
+    study["ett"][1]["spec"] = "0:0"
+    respec = work / "respec.yaml"
+    respec.write_text(yaml.safe_dump(study))
+    respecced = snakemake(work, "--configfile", str(respec), "-n", snakefile=snakefile)
+    assert job_counts(respecced.stdout) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
+                                            "report": 1, "all": 1}
+    assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced.stdout)) == {"drop-1"}
+    study = yaml.safe_load(config.read_text())
+    study["seeds"] = [0, 1]
+    seeded = work / "seeded.yaml"
+    seeded.write_text(yaml.safe_dump(study))
+    more = snakemake(work, "--configfile", str(seeded), "-n", snakefile=snakefile)
+    assert job_counts(more.stdout) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
+                                       "figure": 2, "table": 2, "report": 1, "all": 1}
+    assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more.stdout)) == {"1"}
+
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
     # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
