@@ -54,13 +54,14 @@ def fingerprint(*paths):
     return digest.hexdigest()[:16]
 
 
-COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/models", "elth/prune/mask.py")
+# What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
+COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/models", "elth/prune/mask.py")
 CODE = {
     "data": fingerprint("elth/data.py", "elth/errors.py", "elth/io.py"),
-    "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/data.py", *COMMON_CODE),
+    "train": fingerprint("elth/train.py", "elth/recipe.py", *COMMON_CODE),
     "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "ett": fingerprint("elth/transform", *COMMON_CODE),
-    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/data.py", *COMMON_CODE),
+    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "report": fingerprint("elth/report", "elth/io.py"),
 }
 
