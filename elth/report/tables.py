@@ -145,6 +145,8 @@ def table3(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd
             printed.update({(source, target): v for target, v in zip(grid["models"], values)})
     table = pd.DataFrame(rows, columns=["source", "target", "mean"])
     table["paper"] = [printed.get((s, t)) for s, t in zip(table["source"], table["target"])]
+    # Within each target, the sources' order against the paper's.
+    table["flag"] = ordering_flags(table.rename(columns={"source": "row", "target": "model"}))
     return table
 
 
@@ -166,10 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         text = markdown(table, f"Table 5 shape: every scheme's ETTs at the level nearest {args.sparsity:.2%} sparsity")
     else:
         table = table3(runs, args.sparsity, paper_numbers()["table3"])
-        cells = table.assign(cell=[f"{m:.2f}" + (f" ({p:.2f})" if pd.notna(p) else "") for m, p in zip(table["mean"], table["paper"])])
+        cells = table.assign(cell=[f"{m:.2f}" + (f" ({p:.2f})" if pd.notna(p) else "") + (" ⚑" if f else "")
+                                   for m, p, f in zip(table["mean"], table["paper"], table["flag"])])
         grid = cells.pivot(index="source", columns="target", values="cell").fillna("-")
         text = (f"### Table 3 shape: sources (rows) by targets (columns) near {args.sparsity:.2%} sparsity\n\n"
-                + grid.to_markdown() + "\n\nMean test accuracy (%) over seeds; the paper's number in parentheses.\n")
+                + grid.to_markdown() + "\n\nMean test accuracy (%) over seeds; the paper's number in parentheses; "
+                "⚑ where a source's order against another, for the same target, differs from the paper's.\n")
+        text += "".join(f"- {r['target']} from {r['source']}: {r['flag']}\n" for _, r in table.iterrows() if r["flag"])
     io.write_text(args.csv, table.to_csv(index=False))
     io.write_text(args.md, text)
     print(text)
