@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from pathlib import Path
 
 import torch
 
 from elth import data as datasets
-from elth import io
 from elth.checkpoint import Checkpoint
 from elth.errors import CheckpointError, cli_errors
 from elth.prune.baselines import METHODS
@@ -62,16 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     batches: list = []
     d = datasets.info(rewind.dataset)
     if args.method in ("snip", "grasp"):
-        opts = json.loads(args.data)
-        train = datasets.open_data(rewind.dataset, opts.get("root", "data"), torch.device("cpu"), opts.get("download", False),
-                                   opts.get("train_subset"), opts.get("augment"), workers=args.threads)
+        train = datasets.open_data(rewind.dataset, json.loads(args.data), torch.device("cpu"), workers=args.threads)
         batches = list(itertools.islice(train.epoch(args.seed, 0, args.batch_size), args.batches))  # the run's first batches
     elif args.method == "synflow":
         batches = [(torch.zeros(1, d.in_channels, d.image_size, d.image_size), torch.zeros(1, dtype=torch.long))]
     ticket = make(args.method, rewind, reference, batches, 1000 * args.seed + args.level, args.iterations)
-    ticket.save(args.out, "ticket")
-    io.write_json(Path(args.out).with_suffix(".json"), {"model": ticket.model, "dataset": ticket.dataset,
-                  "step": ticket.step, **ticket.meta, **ticket.mask.summary()})
+    ticket.save_ticket(args.out)
     print(f"{args.method} on {ticket.model}: sparsity {ticket.mask.sparsity:.4%} "
           f"(IMP ticket {reference.mask.sparsity:.4%}), {ticket.mask.remaining} of {ticket.mask.total} weights kept")
 

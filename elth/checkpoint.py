@@ -39,6 +39,15 @@ class Checkpoint:
             payload["mask"] = self.mask.to_dict()
         io.save(path, kind, payload)
 
+    def save_ticket(self, path: str | Path, **extra: Any) -> None:
+        """Save as a ticket, with a JSON beside it (same name, .json) that a person can read: the
+        model, step, meta, global and per-layer sparsity, and whatever `extra` the maker adds."""
+        if self.mask is None:
+            raise CheckpointError(f"{path}: a ticket needs a mask")
+        self.save(path, "ticket")
+        io.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset, "step": self.step,
+                                                         **self.meta, **self.mask.summary(), **extra})
+
     @classmethod
     def load(cls, path: str | Path, kind: str = "checkpoint", model: str | None = None, dataset: str | None = None) -> Checkpoint:
         """Load and check a checkpoint (or ticket); `model` and `dataset`, if given, must match."""

@@ -310,9 +310,10 @@ class StreamingData:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def open_data(name: str, root: str | Path, device: torch.device, download: bool = False, train_subset: int | None = None,
-              augment: tuple[str, ...] | None = None, workers: int = 1) -> DeviceData | StreamingData:
-    """The training data for `name`: in device memory when it fits, streamed from disk for ImageNet."""
+def open_data(name: str, options: dict, device: torch.device, workers: int = 1) -> DeviceData | StreamingData:
+    """The training data for `name`: in device memory when it fits, streamed from disk for ImageNet.
+    `options` is the config's `dataset` section less the name: root, download, train_subset, augment."""
+    root = options.get("root", "data")
     if name == "imagenet":
         return StreamingData(root, device, workers)
-    return load(name, root, device, download, train_subset, augment)
+    return load(name, root, device, options.get("download", False), options.get("train_subset"), options.get("augment"))

@@ -9,9 +9,7 @@ per-layer sparsities and where it came from in a JSON file beside it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from elth import io
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
 from elth.prune import Mask, global_magnitude, imp_sparsity, prunable
@@ -54,9 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = Checkpoint.load(args.trained)
     previous = Checkpoint.load(args.previous, "ticket") if args.previous else None
     ticket = next_ticket(rewind, trained, previous, args.level, args.fraction, args.unpruned)
-    ticket.save(args.out, "ticket")
-    io.write_json(Path(args.out).with_suffix(".json"), {"model": ticket.model, "dataset": ticket.dataset,
-                  "step": ticket.step, **ticket.meta, **ticket.mask.summary()})
+    ticket.save_ticket(args.out)
     print(f"{ticket.model} IMP level {args.level}: sparsity {ticket.mask.sparsity:.4%} "
           f"(nominal {imp_sparsity(args.level, args.fraction):.4%}), {ticket.mask.remaining} of {ticket.mask.total} weights kept")
 

@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         mask, start, meta = None, 0, {"method": "dense", "level": 0}
     model.to(device)
 
-    data = datasets.open_data(args.dataset, opts.get("root", "data"), device, opts.get("download", False),
-                              opts.get("train_subset"), opts.get("augment"), workers=args.threads)
+    data = datasets.open_data(args.dataset, opts, device, workers=args.threads)
     spe = data.steps_per_epoch(recipe.batch_size)
     rewind = None if args.ticket else recipe.rewind_step(spe)
     if args.ticket and start >= recipe.total_steps(spe):

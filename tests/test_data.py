@@ -136,7 +136,7 @@ def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) 
                 pixels = torch.randint(0, 255, (40, 48, 3), generator=rng, dtype=torch.uint8).numpy()
                 Image.fromarray(pixels).save(folder / f"{i}.png")
     assert data.manifest("imagenet", tmp_path)["train"] == 8
-    stream = data.open_data("imagenet", tmp_path, torch.device("cpu"), workers=0)
+    stream = data.open_data("imagenet", {"root": str(tmp_path)}, torch.device("cpu"), workers=0)
     x, y = next(stream.epoch(seed=0, epoch=0, batch_size=4))
     assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
     model = build_for("imagenet-resnet-1-1-1-1", "imagenet", seed=0)

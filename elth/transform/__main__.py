@@ -7,9 +7,7 @@ before and after, and write the target ticket with a JSON beside it (mapping and
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from elth import io
 from elth.checkpoint import Checkpoint
 from elth.errors import CheckpointError, cli_errors
 from elth.transform.apply import transform
@@ -45,10 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ticket, mapping, plan = transform(source, args.target, args.spec, 1000 * args.seed + args.level)
     ticket.meta.update({"method": "ett", "source": source.model, "scheme": args.scheme or args.spec, "spec": args.spec,
                         "source_sparsity": source.mask.sparsity})
-    ticket.save(args.out, "ticket")
-    io.write_json(Path(args.out).with_suffix(".json"), {
-        "model": ticket.model, "dataset": ticket.dataset, "step": ticket.step, **ticket.meta, **ticket.mask.summary(),
-        "plan": plan.explicit() if isinstance(plan, Plan) else f"width {plan.mode}", "mapping": mapping})
+    ticket.save_ticket(args.out, plan=plan.explicit() if isinstance(plan, Plan) else f"width {plan.mode}", mapping=mapping)
     print(f"{source.model} -> {args.target} by {args.spec!r}")
     print(describe(plan, mapping))
     print(f"sparsity: {source.mask.sparsity:.4%} before, {ticket.mask.sparsity:.4%} after "
