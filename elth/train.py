@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,16 @@ class Result:
     history: list[dict]
     snapshot: dict[str, Tensor] | None
     seconds: float
+    mask: Mask | None = None
+
+
+class Rewiring(Protocol):
+    """Dynamic sparse training's hook (RigL): called after the backward pass of every step, before
+    the optimizer step, with the masked weights (their .grad set), their 0/1 mask factors, which it
+    may change in place, and the optimizer (to reset the momentum of regrown weights). The engine
+    applies the factors after the optimizer step as always."""
+
+    def __call__(self, step: int, weights: list[Tensor], masks: list[Tensor], optimizer: torch.optim.Optimizer) -> None: ...
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -65,14 +76,15 @@ def evaluate(model: nn.Module, batches) -> tuple[Tensor, Tensor]:
 
 def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None = None, start_step: int = 0,
           snapshot_step: int | None = None, log: Callable[[dict], None] | None = None,
-          resume: Path | None = None, fingerprint: str = "") -> Result:
+          resume: Path | None = None, fingerprint: str = "", rewire: Rewiring | None = None) -> Result:
     """Train `model` in place from `start_step` to the end of `recipe`; return per-epoch metrics.
 
     With `snapshot_step`, the model's state at that step (after that many updates) is returned too:
     the rewind point of a dense run. With `resume`, the state after every epoch (weights, momentum,
     metrics, snapshot) is written there atomically, and a run that finds a resume file with the
     same `fingerprint` continues from it. Data order and augmentation depend on (seed, epoch) alone,
-    so a resumed run ends with the same weights as an uninterrupted one.
+    so a resumed run ends with the same weights as an uninterrupted one. With `rewire` (which needs
+    a `mask`), the mask may change during training; the mask the run ends with is `Result.mask`.
     """
     device = next(model.parameters()).device
     model.to(memory_format=torch.channels_last)  # matches the batches' layout; a no-op for an MLP
@@ -99,6 +111,8 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         step, history, snapshot = saved["step"], saved["history"], saved.get("snapshot")
+        for factor, saved_factor in zip(factors, saved.get("factors", [])):
+            factor.copy_(saved_factor)
         begin -= saved["seconds"]
         print(f"resuming from {resume} at step {step} (epoch {step // spe})", flush=True)
     for epoch in range(step // spe, recipe.epochs):
@@ -116,6 +130,8 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
             loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if rewire is not None:
+                rewire(step, masked, factors, opt)
             opt.step()
             if masked:
                 with torch.no_grad():
@@ -134,8 +150,11 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
         if resume is not None and step < total:
             state = {"fingerprint": fingerprint, "step": step, "history": history, "seconds": time.perf_counter() - begin,
                      "model": model.state_dict(), "optimizer": opt.state_dict()}
+            if rewire is not None:
+                state["factors"] = [f.cpu() for f in factors]
             io.save(resume, "resume", state | ({"snapshot": snapshot} if snapshot is not None else {}))
-    return Result(history, snapshot, time.perf_counter() - begin)
+    final_mask = Mask({n: f.cpu() for n, f in zip(mask, factors)}) if mask is not None else None
+    return Result(history, snapshot, time.perf_counter() - begin, final_mask)
 
 
 def _resume_point(path: Path | None, fingerprint: str) -> dict | None:
@@ -169,6 +188,30 @@ def metrics_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
+def device_name(device: torch.device, threads: int) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
+
+
+def save_run(out: Path, model_name: str, dataset: str, seed: int, recipe: Recipe, spe: int, start: int, meta: dict,
+             model: nn.Module, result: Result, rewind: int | None, device: str) -> None:
+    """Write a finished run's files: rewind.pt (dense runs), final.pt with the mask it ended with,
+    metrics.csv, and summary.json, the row the aggregation reads."""
+    if rewind is not None:
+        Checkpoint(model_name, dataset, rewind, result.snapshot, meta={"seed": seed}).save(out / "rewind.pt")
+    mask = result.mask
+    Checkpoint(model_name, dataset, recipe.total_steps(spe), model.state_dict(), mask, meta).save(out / "final.pt")
+    io.write_text(out / "metrics.csv", metrics_csv(result.history))
+    last = result.history[-1]
+    io.write_json(out / "summary.json", {
+        "model": model_name, "dataset": dataset, "seed": seed,
+        "method": meta.get("method", "dense"), "source": meta.get("source", ""), "scheme": meta.get("scheme", ""),
+        "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,
+        "test_acc": last["test_acc"], "best_acc": max(r["test_acc"] for r in result.history),
+        "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
+        "wall_s": result.seconds, "device": device,
+    })
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.train", description=(
@@ -180,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default="{}", help="dataset options as JSON: root, download, train_subset, augment")
     p.add_argument("--ticket", help="retrain this ticket; without it, train densely from the seeded init")
     p.add_argument("--out", required=True, help="directory for final.pt, metrics.csv, summary.json (and rewind.pt)")
+    p.add_argument("--data-seed", type=int, help=(
+        "seed of the data order and augmentation (the SGD noise), if not --seed: linear mode "
+        "connectivity trains copies of one ticket under different noise"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:n]")
     args = p.parse_args(argv)
@@ -209,24 +255,15 @@ def main(argv: list[str] | None = None) -> None:
           f"from step {start}" + (f", mask sparsity {mask.sparsity:.2%}" if mask is not None else ""), flush=True)
     # An interrupted run (preemption, SIGKILL) leaves resume.pt; rerunning the job continues from it.
     resume = out / "resume.pt"
-    fingerprint = signature(args.model, args.dataset, args.seed, recipe.__dict__, opts, *([Path(args.ticket)] if args.ticket else []))
-    result = train(model, data, recipe, args.seed, mask=mask, start_step=start, snapshot_step=rewind,
+    noise = args.seed if args.data_seed is None else args.data_seed
+    fingerprint = signature(args.model, args.dataset, args.seed, noise, recipe.__dict__, opts,
+                            *([Path(args.ticket)] if args.ticket else []))
+    result = train(model, data, recipe, noise, mask=mask, start_step=start, snapshot_step=rewind,
                    log=lambda r: print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True),
                    resume=resume, fingerprint=fingerprint)
 
-    if rewind is not None:
-        Checkpoint(args.model, args.dataset, rewind, result.snapshot, meta={"seed": args.seed}).save(out / "rewind.pt")
-    Checkpoint(args.model, args.dataset, recipe.total_steps(spe), model.state_dict(), mask, meta).save(out / "final.pt")
-    io.write_text(out / "metrics.csv", metrics_csv(result.history))
-    last = result.history[-1]
-    io.write_json(out / "summary.json", {
-        "model": args.model, "dataset": args.dataset, "seed": args.seed,
-        "method": meta.get("method", "dense"), "source": meta.get("source", ""), "scheme": meta.get("scheme", ""),
-        "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,
-        "test_acc": last["test_acc"], "best_acc": max(r["test_acc"] for r in result.history),
-        "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
-        "wall_s": result.seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({args.threads} threads)",
-    })
+    save_run(out, args.model, args.dataset, args.seed, recipe, spe, start, meta, model, result, rewind,
+             device_name(device, args.threads))
     resume.unlink(missing_ok=True)
 
 
