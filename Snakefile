@@ -8,8 +8,12 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/imp.smk"
 include: "workflow/rules/ett.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/dst.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/together.smk"
+include: "workflow/rules/lmc.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -22,5 +26,8 @@ rule all:
         "results/tables/runs.csv",
         "results/figures/fig3.pdf",
         ["results/figures/fig9-13.pdf"] if ETT else [],
+        ["results/tables/table4.md"] if TRANSFER else [],
         "results/report.md",
+        lmc_targets(),
+        flops_tables(),
     default_target: True

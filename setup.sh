@@ -23,6 +23,20 @@ if [ ! -d "$fmnist" ]; then
   fi
 fi
 
+# Debian's SLURM and munge, for tests/test_slurm.py, which starts a one-node cluster of its own as
+# root. Best effort: without them that test is skipped, with the reason, and nothing else needs them.
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's slurm-wlm and munge (for the SLURM test)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        slurm-wlm munge >/dev/null; }; then
+      say "warning: slurm-wlm and munge did not install; tests/test_slurm.py will be skipped"
+    fi
+  else
+    say "no slurm-wlm and munge (installing them needs root and apt-get); tests/test_slurm.py will be skipped"
+  fi
+fi
+
 stamp="$venv/.elth-installed"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

@@ -23,7 +23,7 @@ def main() -> None:
             run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", work, "-n",
                                   "--configfile", str(config)], capture_output=True, text=True)
             seconds = time.perf_counter() - start
-        total = re.search(r"^total\s+(\d+)$", run.stdout, re.M)
+        total = re.search(r"^total\s+(\d+)$", run.stdout, re.MULTILINE)
         print(f"{config.name:<34} {total[1] if total else 'error':>6} {seconds:8.1f}")
 
 

@@ -3,12 +3,16 @@
 One process, one invocation, the same model, data subset, batch size, step count and schedule:
 (a) the reference: a torchvision dataset with per-sample PIL transforms through a DataLoader,
 fp32, `.item()` every step (as open_lth and ElasticLTH train); (b) the elth engine (data and
-augmentation on the device, channels_last, foreach masks, no per-step sync). It prints images/s,
-the ratio to (a), test accuracy after the fixed schedule (so a speedup that costs accuracy shows),
-and the achieved FLOP/s as a fraction of this machine's measured matmul FLOP/s; then it appends a
-row to bench/results/<device>.csv. Concurrent tickets (issue 6's part c) are not built yet.
+augmentation on the device, channels_last, foreach masks, no per-step sync), in fp32 and, with
+`--bf16`, under bf16 autocast; (c) K tickets at once, both ways elth can: stacked into one module in
+one process (`train_together`, K = `--copies`), and K engine processes running concurrently
+(`--concurrent`), each with its share of the threads. It prints images/s (counting every ticket's
+images), the ratio to (a), test accuracy after the fixed schedule (so a speedup that costs accuracy
+shows), and the achieved FLOP/s as a fraction of this machine's measured matmul FLOP/s; then it
+appends one row per loop to bench/results/<device>.csv.
 
 Run: .venv/bin/python bench/train_throughput.py [--model resnet20] [--epochs 3] [--steps 50] [--threads 2]
+     [--copies 1,4,8,16] [--concurrent 2] [--bf16]
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from elth import data as datasets
 from elth.checkpoint import build_for
 from elth.recipe import Recipe
-from elth.train import evaluate, pick_device, train
+from elth.train import evaluate, pick_device, train, train_together
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +86,31 @@ def train_flops_per_image(model, shape: tuple[int, ...]) -> float:
     return counter.get_total_flops() / 8
 
 
+def engine(args, device, data, recipe, copies: int, precision: str = "fp32") -> tuple[float, float]:
+    """Train `copies` tickets (one: `train`; more: stacked by `train_together`); return the
+    training seconds (the engine's train_seconds: test evaluations excluded) and the first copy's
+    final test accuracy."""
+    models = [build_for(args.model, args.dataset, seed=s).to(device) for s in range(copies)]
+    if copies == 1:
+        results = [train(models[0], data, recipe, seed=0, precision=precision, compile=args.compile)]
+    else:
+        results = train_together(models, data, recipe, [0] * copies, [None] * copies, precision=precision,
+                                 compile=args.compile)
+    seconds = sum(r["train_seconds"] for r in results[0].history)
+    return seconds, results[0].history[-1]["test_acc"]
+
+
+def concurrent(args, k: int) -> tuple[float, float]:
+    """K engine processes at once, each with threads/K threads: the images/s of all of them
+    together (each process times its own training) and the first one's accuracy."""
+    command = [sys.executable, __file__, "--worker", "--model", args.model, "--root", args.root, "--batch", str(args.batch),
+               "--steps", str(args.steps), "--epochs", str(args.epochs), "--threads", str(max(1, args.threads // k)),
+               "--device", args.device]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(k)]
+    outs = [json.loads(p.communicate()[0].splitlines()[-1]) for p in procs]
+    return max(o["seconds"] for o in outs), outs[0]["acc"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
@@ -90,36 +121,45 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3, help="the rate drops x0.1 for the last epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--copies", default="1", help="comma-separated K for (c): tickets stacked in one process")
+    p.add_argument("--concurrent", default="", help="comma-separated K for (c): concurrent engine processes")
+    p.add_argument("--bf16", action="store_true", help="also run the engine under bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the engine's forward")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     n = args.steps * args.batch
     engine_data = datasets.load(args.dataset, args.root, device, train_subset=n, augment=("crop", "flip"))
-    indices = torch.randperm(60000, generator=torch.Generator().manual_seed(0))[:n].tolist()
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch, lr=0.05, milestones=(args.epochs - 1,) if args.epochs > 1 else ())
+    if args.worker:
+        seconds, acc = engine(args, device, engine_data, recipe, 1)
+        print(json.dumps({"seconds": seconds, "acc": acc}))
+        return
+    indices = torch.randperm(60000, generator=torch.Generator().manual_seed(0))[:n].tolist()
 
     ref_model = build_for(args.model, args.dataset, seed=0).to(device)
     ref_seconds = reference(ref_model, args.dataset, args.root, indices, recipe, device)
-    ref_acc = evaluate(ref_model, engine_data.test_batches())[1].item()
-
-    model = build_for(args.model, args.dataset, seed=0).to(device)
-    result = train(model, engine_data, recipe, seed=0)
-    engine_seconds = sum(r["seconds"] for r in result.history)
-    engine_acc = result.history[-1]["test_acc"]
-    # The engine's epoch times include a test evaluation each; subtract them to compare training alone.
-    tic = time.perf_counter()
-    evaluate(model, engine_data.test_batches())[1].item()
-    engine_seconds -= args.epochs * (time.perf_counter() - tic)
+    rows = [("(a) reference (open_lth)", 1, n * args.epochs / ref_seconds, evaluate(ref_model, engine_data.test_batches())[1].item())]
+    for k in [int(c) for c in args.copies.split(",")]:
+        seconds, acc = engine(args, device, engine_data, recipe, k)
+        rows.append(("(b) elth engine" if k == 1 else "(c) stacked in one process", k, k * n * args.epochs / seconds, acc))
+    if args.bf16:
+        seconds, acc = engine(args, device, engine_data, recipe, 1, "bf16")
+        rows.append(("(b) elth engine, bf16", 1, n * args.epochs / seconds, acc))
+    for k in [int(c) for c in args.concurrent.split(",") if c]:
+        seconds, acc = concurrent(args, k)
+        rows.append(("(c) concurrent processes", k, k * n * args.epochs / seconds, acc))
 
     flops = train_flops_per_image(build_for(args.model, args.dataset), (1, 28, 28))
     peak = matmul_flops(device)
-    ref_rate, engine_rate = n * args.epochs / ref_seconds, n * args.epochs / engine_seconds
+    ref_rate = rows[0][2]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu-{args.threads}threads"
     print(f"{args.model} on {args.dataset}, {args.epochs} epochs of {args.steps} steps of {args.batch}, {name}, "
-          f"torch {torch.__version__}")
-    print(f"{'loop':<28} {'img/s':>9} {'x ref':>7} {'test acc':>9} {'GFLOP/s':>9} {'of matmul':>10}")
-    for label, rate, acc in (("(a) reference (open_lth)", ref_rate, ref_acc), ("(b) elth engine", engine_rate, engine_acc)):
-        print(f"{label:<28} {rate:9.0f} {rate / ref_rate:7.2f} {acc:9.4f} {rate * flops / 1e9:9.1f} {rate * flops / peak:10.1%}")
+          f"torch {torch.__version__}" + (", torch.compile" if args.compile else ""))
+    print(f"{'loop':<28} {'K':>3} {'img/s':>9} {'x ref':>7} {'test acc':>9} {'GFLOP/s':>9} {'of matmul':>10}")
+    for label, k, rate, acc in rows:
+        print(f"{label:<28} {k:3d} {rate:9.0f} {rate / ref_rate:7.2f} {acc:9.4f} {rate * flops / 1e9:9.1f} {rate * flops / peak:10.1%}")
     print(f"matmul: {peak / 1e9:.1f} GFLOP/s; training: {flops / 1e6:.1f} MFLOP per image")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     out = ROOT / "bench" / "results" / f"{name.replace(' ', '-')}.csv"
@@ -128,11 +168,11 @@ def main() -> None:
         writer = csv.writer(f)
         if new:
             writer.writerow(["date", "device", "host", "torch", "commit", "model", "dataset", "steps", "batch",
-                             "reference_img_s", "engine_img_s", "speedup", "reference_acc", "engine_acc", "engine_of_matmul"])
-        writer.writerow([datetime.date.today().isoformat(), name, platform.node(), torch.__version__, commit, args.model,
-                         args.dataset, args.steps * args.epochs, args.batch, round(ref_rate), round(engine_rate),
-                         round(engine_rate / ref_rate, 2), round(ref_acc, 4), round(engine_acc, 4),
-                         round(engine_rate * flops / peak, 3)])
+                             "loop", "tickets", "img_s", "x_reference", "test_acc", "of_matmul", "compile"])
+        for label, k, rate, acc in rows:
+            writer.writerow([datetime.date.today().isoformat(), name, platform.node(), torch.__version__, commit,
+                             args.model, args.dataset, args.steps * args.epochs, args.batch, label, k, round(rate),
+                             round(rate / ref_rate, 2), round(acc, 4), round(rate * flops / peak, 3), args.compile])
     print(f"appended to {out.relative_to(ROOT)}")
 
 

@@ -57,6 +57,12 @@ class Checkpoint:
                 raise CheckpointError(f"{path}: has no {key!r} entry; it was not written by elth")
         ckpt = cls(obj["model"], obj["dataset"], int(obj["step"]), obj["state"],
                    Mask(obj["mask"]) if "mask" in obj else None, obj.get("meta", {}))
+        if ckpt.mask is not None:
+            for name, t in ckpt.mask.items():
+                if name not in ckpt.state or t.shape != ckpt.state[name].shape:
+                    shape = tuple(ckpt.state[name].shape) if name in ckpt.state else "absent"
+                    raise CheckpointError(f"{path}: mask entry {name!r} has shape {tuple(t.shape)} but the weight's is "
+                                          f"{shape}: the mask belongs to another model. Delete it and rerun the rule that makes it.")
         if model is not None and ckpt.model != model:
             raise CheckpointError(f"{path}: is a {ckpt.model} {kind}, expected {model}")
         if dataset is not None and ckpt.dataset != dataset:

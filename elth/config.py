@@ -36,6 +36,8 @@ def check(config: dict[str, Any]) -> None:
         except ConfigError as err:
             raise ConfigError(f"config key recipes.{family}: {err}") from None
     ett_jobs(config)
+    lmc_tickets(config)
+    transfer_jobs(config)
 
 
 def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -65,6 +67,43 @@ def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return [(s, t, scheme, spec) for (s, t, scheme), spec in jobs.items()]
 
 
+def lmc_tickets(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The tickets whose linear mode connectivity the `lmc` section asks for, as (model, the
+    ticket's directory under its run), e.g. ("resnet32", "ett/from-resnet20/default/level10");
+    empty without the section. A selection that names nothing the study makes stops the DAG."""
+    lmc = config.get("lmc")
+    if lmc is None:
+        return []
+    models = lmc.get("models", config["models"])
+    levels = lmc.get("levels", [config["pruning"]["levels"]])
+    for model in models:
+        if model not in config["models"]:
+            raise ConfigError(f"config key lmc.models: {model} is not in `models`; add it there so its tickets exist")
+    for level in levels:
+        if not 1 <= level <= config["pruning"]["levels"]:
+            raise ConfigError(f"config key lmc.levels: level {level} is not one of the study's IMP levels "
+                              f"(1 to pruning.levels = {config['pruning']['levels']})")
+    for pair in lmc["noise_seeds"]:
+        if pair[0] == pair[1]:
+            raise ConfigError(f"config key lmc.noise_seeds: {pair} trains both copies under the same SGD noise")
+    ett = ett_jobs(config)
+    tickets = []
+    for model in models:
+        for level in levels:
+            for method in lmc["methods"]:
+                if method == "imp":
+                    tickets.append((model, f"imp/level{level}"))
+                elif method == "ett":
+                    tickets += [(model, f"ett/from-{source}/{scheme}/level{level}") for source, target, scheme, _ in ett
+                                if target == model and scheme in lmc["schemes"]]
+                else:
+                    tickets.append((model, f"baselines/{method}/level{level}"))
+    if "ett" in lmc["methods"] and not any(t.startswith("ett/") for _, t in tickets):
+        raise ConfigError(f"config key lmc.methods: asks for ETTs, but `ett` has no scheme in {lmc['schemes']} "
+                          f"into {', '.join(models)}")
+    return tickets
+
+
 def family(model: str) -> str:
     return parse(model).family
 
@@ -78,10 +117,56 @@ def recipe_json(config: dict[str, Any], model: str) -> str:
     return json.dumps(recipe(config, model), sort_keys=True, separators=(",", ":"))
 
 
-def data_json(config: dict[str, Any]) -> str:
-    """The dataset options the training CLI takes (everything but the name)."""
-    options = {k: v for k, v in config["dataset"].items() if k != "name"}
+def dataset_section(config: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
+    """The config section of `dataset` (default: the study's): `dataset`, or `transfer.from` for
+    the dataset tickets are transferred from, whose runs need its own root, subset and augmentation."""
+    if dataset is None or dataset == config["dataset"]["name"]:
+        return config["dataset"]
+    source = config.get("transfer", {}).get("from")
+    if source is not None and source["name"] == dataset:
+        return source
+    raise ConfigError(f"dataset {dataset!r} is neither the study's `dataset` ({config['dataset']['name']}) "
+                      "nor `transfer.from`; the study has no options for it")
+
+
+def data_json(config: dict[str, Any], dataset: str | None = None) -> str:
+    """The options of `dataset` (default: the study's) that the training CLI takes (all but the name)."""
+    options = {k: v for k, v in dataset_section(config, dataset).items() if k != "name"}
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
+
+
+def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Every configured dataset transfer as (source model, target model, scheme, spec): the IMP
+    tickets of the source model on `transfer.from` retrained on the study's dataset as the target
+    model. A pair of one model is a direct transfer (scheme `direct`, no ETT); a pair of two models
+    applies the ETT of `transfer.spec` under `transfer.scheme`, checked here like `ett`'s."""
+    transfer = config.get("transfer")
+    if transfer is None:
+        return []
+    source_dataset, target_dataset = transfer["from"]["name"], config["dataset"]["name"]
+    if source_dataset == target_dataset:
+        raise ConfigError(f"config key transfer.from: {source_dataset} is the study's own dataset; "
+                          "a transfer needs another (tickets of the same dataset are `ett`'s)")
+    if config.get("engine", {}).get("tickets_per_job", 1) != 1:
+        raise ConfigError("config key transfer: needs engine.tickets_per_job: 1 (the grouped retraining of "
+                          "together.smk serves the study's own tickets, not those of another dataset)")
+    jobs = []
+    for pair in transfer["pairs"]:
+        source, target = pair.split("->")
+        where = f"config key transfer.pairs ({pair})"
+        if target not in config["models"]:
+            raise ConfigError(f"{where}: {target} is not in `models`; add it there so its recipe and the IMP "
+                              f"tickets Table 4 compares with exist on {target_dataset}")
+        try:
+            if parse(source).family not in config["recipes"]:
+                raise ConfigError(f"no recipe for family {parse(source).family!r} to train {source} on {source_dataset}")
+            if source != target:
+                plan_for(transfer["spec"], source, target)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        scheme = "direct" if source == target else transfer["scheme"]
+        jobs.append((source, target, scheme, transfer["spec"]))
+    return jobs
 
 
 def unpruned(config: dict[str, Any], model: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("svhn", 3, 10, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), ("crop",),
                     "train_32x32.mat and test_32x32.mat",
                     "copy train_32x32.mat and test_32x32.mat (the cropped-digits format) into <root>/"),
+        # scikit-learn's bundled 8x8 handwritten digits upsampled to Fashion-MNIST's shape: a
+        # second 1-channel, 10-class, 28x28 dataset that needs no download, for transfer proxies.
+        DatasetInfo("digits", 1, 10, 28, (0.3056,), (0.3247,), (), "nothing (scikit-learn bundles it)",
+                    "install scikit-learn (pip install scikit-learn); sklearn.datasets.load_digits reads its own copy"),
         DatasetInfo("imagenet", 3, 1000, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), ("crop", "flip"),
                     "imagenet/train and imagenet/val (one folder per class)",
                     "put the ILSVRC-2012 train and val images in <root>/imagenet/{train,val}/<class>/ (ImageFolder layout)"),
@@ -117,11 +122,35 @@ def _missing(name: str, root: Path, download: bool, cause: str = "") -> DatasetM
     return DatasetMissing("\n".join(lines))
 
 
+DIGITS_TEST_FRACTION = 0.2
+
+
+def digits_split(train: bool) -> Split:
+    """scikit-learn's 1,797 8x8 digits (values 0-16), bilinearly upsampled to 28x28 and scaled to
+    uint8 0-255, split 80/20 by a fixed permutation (seed 0): 1,437 training and 360 test images,
+    the same on every machine, as no file fixes the split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images).float().unsqueeze(1) / 16.0
+    images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    labels = torch.from_numpy(bunch.target).to(torch.int64)
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = math.ceil(DIGITS_TEST_FRACTION * len(labels))  # 360, as train_test_split rounds
+    idx = perm[n_test:] if train else perm[:n_test]
+    return Split(images[idx].contiguous(), labels[idx])
+
+
 def load_split(name: str, root: str | Path, train: bool, download: bool = False) -> Split:
     """Read one split of a small dataset through torchvision's class into uint8 tensors."""
-    from torchvision import datasets  # imported here: torchvision costs a second per process
+    from torchvision import (
+        datasets,  # imported here: torchvision costs a second per process
+    )
 
     root = Path(root)
+    if name == "digits":
+        return digits_split(train)
     if name == "fashion-mnist":
         unpack_debian_fashion_mnist(root)
     try:

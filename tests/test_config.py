@@ -45,7 +45,17 @@ def test_schema_fills_defaults() -> None:
     config = load()
     del config["resources"]
     validate(config, SCHEMA, set_default=True)
-    assert config["resources"] == {"threads": 1, "device": "auto"}
+    assert config["resources"] == {
+        "threads": 1, "device": "auto", "slurm_partition": None, "slurm_account": None,
+        "sizes": {"train": {"runtime": 240, "mem_mb": 8000}, "ticket": {"runtime": 30, "mem_mb": 4000},
+                  "other": {"runtime": 30, "mem_mb": 4000}, "families": {}, "models": {}}}
+
+
+def test_schema_fills_each_size_field_by_field() -> None:
+    config = load()
+    config["resources"] = {"sizes": {"train": {"runtime": 60}}}
+    validate(config, SCHEMA, set_default=True)
+    assert config["resources"]["sizes"]["train"] == {"runtime": 60, "mem_mb": 8000}
 
 
 def broken(edit) -> dict:
@@ -62,6 +72,9 @@ def broken(edit) -> dict:
     (lambda c: c["pruning"].update(fraction=1.2), "fraction"),
     (lambda c: c["recipes"]["cifar-resnet"].update(rewind="1000 steps"), "rewind"),
     (lambda c: c.update(seeds=[]), "seeds"),
+    (lambda c: c["resources"].update(sizes={"train": {"runtim": 60}}), "runtim"),
+    (lambda c: c["resources"].update(sizes={"families": {"resnet": {}}}), "resnet"),
+    (lambda c: c["resources"].update(sizes={"models": {"resnet20": {"other": {}}}}), "other"),
 ])
 def test_schema_errors_name_the_key(edit, named: str) -> None:
     with pytest.raises(Exception) as err:

@@ -156,3 +156,53 @@ def test_paper_resnet_dag_lists_every_job_without_the_data(tmp_path: Path) -> No
 def test_every_paper_dag_builds(tmp_path: Path, name: str) -> None:
     run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / f"{name}.yaml"), "-n")
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def with_lmc(config: Path, lmc: dict, name: str = "lmc.yaml", **edits) -> Path:
+    study = yaml.safe_load(config.read_text()) | {"lmc": lmc} | edits
+    path = config.parent / name
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_an_lmc_section_adds_two_copies_per_noise_seed_and_one_interpolation_per_pair(tmp_path: Path) -> None:
+    config = micro_config(tmp_path / "data", tmp_path)
+    plain = job_counts(snakemake(tmp_path, "--configfile", str(config), "-n").stdout)
+    lmc = with_lmc(config, {"models": ["resnet8-w0.25"], "levels": [2], "noise_seeds": [[1, 2], [3, 4]]})
+    run = snakemake(tmp_path, "--configfile", str(lmc), "-n")
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = job_counts(run.stdout)
+    # IMP and the default-scheme ETT from ResNet-14 (not drop-1), at level 2: 2 tickets x 4 seeds of noise.
+    assert {k: v for k, v in counts.items() if k not in plain} == {"lmc_copy": 8, "lmc": 4, "lmc_aggregate": 1,
+                                                                    "lmc_figure": 1, "lmc_table": 1}
+    assert {k: v for k, v in counts.items() if k in plain} == plain
+    copies = set(re.findall(r"output: \S+/seed0/(\S+)/lmc/noise(\d+)/final.pt", run.stdout))
+    assert copies == {(t, n) for t in ("imp/level2", "ett/from-resnet14-w0.25/default/level2") for n in "1234"}
+    assert "--data-seed 3" in snakemake(tmp_path, "--configfile", str(lmc), "-n", "-p").stdout
+
+
+def test_an_lmc_section_naming_what_the_study_lacks_fails_before_any_job(tmp_path: Path) -> None:
+    config = micro_config(tmp_path / "data", tmp_path)
+    for lmc, named in (({"models": ["resnet20"]}, "lmc.models"), ({"levels": [3]}, "lmc.levels"),
+                       ({"noise_seeds": [[1, 1]]}, "same SGD noise"), ({"schemes": ["inter"]}, "lmc.methods")):
+        run = snakemake(tmp_path, "--configfile", str(with_lmc(config, lmc)), "-n")
+        assert run.returncode != 0 and named in run.stdout + run.stderr, lmc
+
+
+def test_a_tiny_lmc_runs_end_to_end_through_snakemake(fashion_root: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    config = with_lmc(micro_config(fashion_root, work), {"methods": ["imp"], "alphas": 3, "bn_batches": 1},
+                      models=["resnet8-w0.25"], ett=[], pruning={"levels": 1, "fraction": 0.5})
+    targets = ["results/figures/fig7.pdf", "results/tables/lmc.md"]
+    run = snakemake(work, "--configfile", str(config), "--cores", "2", *targets)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ticket = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "imp" / "level1" / "lmc"
+    rows = pd.read_csv(ticket / "noise1-2" / "interpolation.csv")
+    assert len(rows) == 3 * 2 and set(rows["noise_a"]) == {1} and set(rows["noise_b"]) == {2}
+    assert json.loads((ticket / "noise1-2" / "instability.json").read_text())["alphas"] == 3
+    assert len(pd.read_csv(work / "results" / "tables" / "lmc_runs.csv")) == 3 * 2
+    assert (work / "results" / "figures" / "fig7.png").stat().st_size > 10_000
+    assert "| ResNet-8 (w0.25) | 50.00% | IMP |" in (work / "results" / "tables" / "lmc.md").read_text()
+    again = snakemake(work, "--configfile", str(config), "-n", *targets)
+    assert "Nothing to be done" in again.stdout + again.stderr

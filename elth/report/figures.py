@@ -25,8 +25,9 @@ from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.models.names import parse  # noqa: E402
 
 METHOD_LABELS = {"dense": "Dense", "imp": "IMP", "reinit": "Reinit", "random": "Random", "magnitude": "Magnitude",
-                 "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow"}
-BASELINES = {"reinit", "random", "magnitude", "snip", "grasp", "synflow"}
+                 "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow", "rigl": "RigL"}
+# Drawn dashed: the methods the paper compares elastic tickets against.
+BASELINES = {"reinit", "random", "magnitude", "snip", "grasp", "synflow", "rigl"}
 
 
 def model_title(name: str) -> str:
@@ -46,7 +47,11 @@ def depth_label(name: str) -> str:
 def label(row: pd.Series) -> str:
     if row["method"] == "ett":
         return f"ETTs ← {depth_label(row['source'])}"
-    return METHOD_LABELS.get(row["method"], row["method"])
+    if row["method"] == "transfer":  # source is "<dataset>/<model>": the dataset is what differs
+        dataset, _, model = row["source"].partition("/")
+        return f"Transfer ← {dataset} {depth_label(model)}"
+    stretched = re.fullmatch(r"rigl(\d+)x", row["method"])
+    return f"RigL {stretched[1]}x" if stretched else METHOD_LABELS.get(row["method"], row["method"])
 
 
 def model_order(models: list[str]) -> list[str]:
@@ -80,7 +85,7 @@ def missing(runs: pd.DataFrame, models: list[str]) -> list[str]:
 
 
 def _is_baseline(lab: str) -> bool:
-    return lab in {METHOD_LABELS[b] for b in BASELINES}
+    return lab in {METHOD_LABELS[b] for b in BASELINES} or lab.startswith("RigL")
 
 
 def _draw(panels: list[tuple[str, pd.Series, pd.DataFrame]], title: str | None, notes: list[str]) -> plt.Figure:

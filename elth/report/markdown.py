@@ -13,7 +13,9 @@ from elth.errors import cli_errors
 from elth.report.figures import model_title
 
 
-def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str) -> str:
+def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str, lmc: list[str] | None = None) -> str:
+    """The page; `lmc` (Fig 7's image and the instability table) gets a section of its own, since
+    its numbers come from the interpolations of lmc_runs.csv rather than from runs.csv."""
     here = Path(out).parent
     methods = runs.groupby("method").size().to_dict()
     lines = [
@@ -35,6 +37,15 @@ def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str) 
     lines += ["", "## Tables", ""]
     for table in tables:
         lines += [Path(table).read_text().strip(), ""]
+    if lmc:
+        lines += ["## Linear mode connectivity (Fig 7)", "",
+                  "Two copies of each ticket retrained under different SGD noise (data order and augmentation), "
+                  "and the test accuracy along the line between them, from `tables/lmc_runs.csv`.", ""]
+        for path in lmc:
+            if path.endswith(".png"):
+                lines += [f"![{Path(path).stem}]({os.path.relpath(path, here)})", ""]
+            else:
+                lines += [Path(path).read_text().strip(), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -44,9 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", required=True)
     p.add_argument("--figures", nargs="*", default=[])
     p.add_argument("--tables", nargs="*", default=[])
+    p.add_argument("--lmc", nargs="*", default=[], help="fig7.png and lmc.md, when the study measured them")
     p.add_argument("-o", "--out", required=True)
     args = p.parse_args(argv)
-    io.write_text(args.out, report(pd.read_csv(args.runs, keep_default_na=False), args.figures, args.tables, args.out))
+    runs = pd.read_csv(args.runs, keep_default_na=False)
+    io.write_text(args.out, report(runs, args.figures, args.tables, args.out, args.lmc))
     print(f"report -> {args.out}")
 
 

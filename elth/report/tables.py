@@ -5,7 +5,9 @@ mean test accuracy over seeds. Where the paper printed a number for the same row
 stands beside ours, and a row whose order against another row differs from the paper's (an ETT
 below SNIP where the paper has it above, say) is flagged. `table3`: at one sparsity, the grid of
 sources (rows) by targets (columns), IMP on the diagonal, as the paper's Table 3. `table5`: every
-ETT scheme (the width schemes of App. B) as its own row, beside the paper's Table 5.
+ETT scheme (the width schemes of App. B) as its own row, beside the paper's Table 5. `table4`:
+every dataset transfer into the study's dataset, beside the same source model's ticket found on
+the target dataset itself (IMP, or its ETT) and the target's IMP ticket, as the paper's Table 4.
 """
 
 from __future__ import annotations
@@ -150,10 +152,72 @@ def table3(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd
     return table
 
 
+TABLE4_COLUMNS = ["source_dataset", "source_model", "target_dataset", "target_model", "scheme", "level", "sparsity",
+                  "seeds", "mean", "std", "imp", "paper", "paper_imp"]
+
+
+def table4(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd.DataFrame:
+    """At each target model's level nearest `sparsity`: every transfer (method `transfer`, source
+    `<dataset>/<model>`) and, for the same source model, its ticket found on the target dataset
+    (IMP for a direct transfer, the ETT of the transfer's scheme otherwise), each beside the target's
+    IMP accuracy and the paper's two numbers where Table 4 has the row."""
+    paper = paper or {}
+    printed = {(sd, paper.get("source_model"), td, tm): (acc, imp) for sd, td, tm, acc, imp in paper.get("rows", [])}
+    transfers = runs[runs["method"] == "transfer"]
+    rows = []
+    for target in model_order(list(transfers["model"].unique())):
+        level = nearest_level(runs, target, sparsity)
+        here = runs[(runs["model"] == target) & (runs["level"] == level)]
+        imp = here[here["method"] == "imp"]
+        imp_mean = float(imp["test_acc"].mean() * 100) if len(imp) else None
+        cells = []
+        for (source, scheme), group in here[here["method"] == "transfer"].groupby(["source", "scheme"]):
+            source_dataset, source_model = source.split("/", 1)
+            cells.append((source_dataset, source_model, scheme, group))
+            same = imp if source_model == target else here[(here["method"] == "ett") & (here["source"] == source_model)
+                                                           & (here["scheme"] == scheme)]
+            if len(same):
+                cells.append((same["dataset"].iloc[0], source_model, scheme, same))
+        for source_dataset, source_model, scheme, group in cells:
+            acc = group["test_acc"] * 100
+            dataset = group["dataset"].iloc[0]
+            acc_paper, imp_paper = printed.get((source_dataset, source_model, dataset, target), (None, None))
+            rows.append({"source_dataset": source_dataset, "source_model": source_model, "target_dataset": dataset,
+                         "target_model": target, "scheme": scheme, "level": level,
+                         "sparsity": float(group["sparsity"].mean()), "seeds": int(group["seed"].nunique()),
+                         "mean": float(acc.mean()), "std": float(acc.std(ddof=0)), "imp": imp_mean,
+                         "paper": acc_paper, "paper_imp": imp_paper})
+    table = pd.DataFrame(rows, columns=TABLE4_COLUMNS).drop_duplicates(
+        ["source_dataset", "source_model", "target_dataset", "target_model", "scheme"])
+    return table.reset_index(drop=True)
+
+
+def table4_markdown(table: pd.DataFrame, sparsity: float) -> str:
+    """One line per (source, target) as the paper lays Table 4 out, the paper's numbers in parentheses."""
+    def cell(value: float | None, paper: float | None, std: float | None = None) -> str:
+        if value is None or pd.isna(value):
+            return "-"
+        text = f"{value:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+        return text + (f" ({paper:.2f})" if paper is not None and pd.notna(paper) else "")
+
+    lines = [f"### Table 4 shape: dataset transfer, at the level nearest {sparsity:.2%} sparsity", "",
+             "| source | target dataset | target model | scheme | sparsity | accuracy | IMP on target |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in table.iterrows():
+        lines.append(f"| {model_title(r['source_model'])} {r['source_dataset']} | {r['target_dataset']} | "
+                     f"{model_title(r['target_model'])} | {r['scheme']} | {r['sparsity']:.2%} | "
+                     f"{cell(r['mean'], r['paper'], r['std'])} | {cell(r['imp'], r['paper_imp'])} |")
+    lines += ["", "Mean test accuracy (%) ± std over seeds; the paper's number in parentheses (its Table 4 does "
+              "not print the sparsity). Rows whose source dataset is the target's are the source model's own "
+              "ticket there (IMP, or its ETT): the loss of transferring the dataset alone is the gap between "
+              "the two rows of a source model."]
+    return "\n".join(lines) + "\n"
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.tables", description="Write a table from runs.csv.")
-    p.add_argument("table", choices=["table2", "table3", "table5"])
+    p.add_argument("table", choices=["table2", "table3", "table4", "table5"])
     p.add_argument("--runs", required=True)
     p.add_argument("--sparsity", type=float, required=True, help="the IMP sparsity to compare at (nearest level)")
     p.add_argument("--csv", required=True)
@@ -163,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.table == "table2":
         table = table_at(runs, args.sparsity, printed_table2(paper_numbers()["table2"]))
         text = markdown(table, f"Table 2 shape: accuracy at the level nearest {args.sparsity:.2%} sparsity")
+    elif args.table == "table4":
+        table = table4(runs, args.sparsity, paper_numbers()["table4"])
+        text = table4_markdown(table, args.sparsity)
     elif args.table == "table5":
         table = table_at(runs, args.sparsity, printed_table5(paper_numbers()["table5"]), scheme=None, labeler=width_label)
         text = markdown(table, f"Table 5 shape: every scheme's ETTs at the level nearest {args.sparsity:.2%} sparsity")

@@ -12,17 +12,18 @@ rule baseline:
         info=f"{RUN}/baselines/{{method}}/level{{level}}/ticket.json",
     params:
         code=CODE["baseline"],
-        data=study.data_json(config),
+        data=lambda w: study.data_json(config, w.dataset),
         batch_size=lambda w: study.recipe(config, w.model)["batch_size"],
         batches=config["baselines"]["batches"],
         iterations=config["baselines"]["synflow_iterations"],
     threads: config["resources"]["threads"]
     resources:
-        gpu=gpus(),
+        **sized("ticket"),  # scoring runs on the CPU: a baseline holds no GPU
     log:
         "logs/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.log",
     shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
         " --data '{params.data}' --batch-size {params.batch_size} --batches {params.batches}"
         " --iterations {params.iterations} --seed {wildcards.seed} --level {wildcards.level} --threads {threads}"
-        " -o {output.ticket} > {log} 2>&1"
+        " -o {output.ticket}"

@@ -1,4 +1,5 @@
 # Config loading and validation, and the input functions of every rule.
+import functools
 import glob
 import hashlib
 import os
@@ -34,9 +35,16 @@ SEEDS = config["seeds"]
 LEVELS = range(1, config["pruning"]["levels"] + 1)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
-# Ticket directories under a run that the shared retraining rule serves.
-TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+"
+# Ticket directories under a run that the shared retraining rule serves: all of them, unless
+# engine.tickets_per_job > 1 gives them to together.smk's grouped rules (then a pattern that
+# matches nothing, so no output has two rules).
+TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
+RETRAIN_ALONE = TICKETS if config["engine"]["tickets_per_job"] == 1 else r"(?!)"
 BASELINES = config["baselines"]["methods"]
+# Dataset transfer (Table 4): (source model, target model, scheme) -> spec, from the dataset
+# `transfer.from` names onto the study's. transfer_jobs() refuses tickets_per_job > 1 with a transfer.
+TRANSFER = {(source, target, scheme): spec for source, target, scheme, spec in study.transfer_jobs(config)}
+TRANSFER_FROM = config["transfer"]["from"]["name"] if TRANSFER else None
 
 
 def fingerprint(*paths):
@@ -58,20 +66,26 @@ def fingerprint(*paths):
 COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/models", "elth/prune/mask.py")
 CODE = {
     "data": fingerprint("elth/data.py", "elth/errors.py", "elth/io.py"),
-    "train": fingerprint("elth/train.py", "elth/recipe.py", *COMMON_CODE),
+    "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
     "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "ett": fingerprint("elth/transform", *COMMON_CODE),
     "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "report": fingerprint("elth/report", "elth/io.py"),
+    "dst": fingerprint("elth/dst", "elth/train.py", "elth/recipe.py", "elth/stack.py", "elth/prune/magnitude.py", *COMMON_CODE),
+    "flops": fingerprint("elth/flops.py", "elth/dst", "elth/recipe.py", "elth/prune/magnitude.py", *COMMON_CODE),
+    "lmc": fingerprint("elth/lmc.py", "elth/train.py", *COMMON_CODE),
+    "transfer": fingerprint("elth/transfer.py", "elth/transform", *COMMON_CODE),
 }
 
 
 wildcard_constraints:
-    dataset="fashion-mnist|mnist|cifar10|svhn|imagenet",
+    dataset="fashion-mnist|mnist|cifar10|svhn|digits|imagenet",
+    from_dataset="fashion-mnist|mnist|cifar10|svhn|digits|imagenet",
     model=r"[a-z0-9][a-z0-9.-]*",
     source=r"[a-z0-9][a-z0-9.-]*",
     scheme=r"[a-z0-9][a-z0-9.+-]*",
     method="reinit|random|magnitude|snip|grasp|synflow",
+    dst=r"rigl(\d+x)?",
     seed=r"\d+",
     level=r"[1-9]\d*",
 
@@ -98,8 +112,48 @@ def baseline_summaries():
             for b in BASELINES]
 
 
+RIGL = config.get("rigl")
+RIGL_METHODS = [("rigl" if m == 1 else f"rigl{m}x") for m in RIGL["multipliers"]] if RIGL else []
+
+
+def rigl_summaries():
+    return [f"{run_dir(m, s)}/dst/{method}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS
+            for method in RIGL_METHODS]
+
+
+def flops_tables():
+    """Sec 4.6's FLOPs comparison for every transfer pair, with a `rigl` section."""
+    pairs = sorted({(src, t) for (src, t, _) in ETT}) if RIGL else []
+    return [f"results/tables/flops/{src}-to-{t}.md" for src, t in pairs]
+
+
+def transfer_summaries():
+    """The retraining of every transferred ticket, on the study's dataset. The source dataset's own
+    runs are only their inputs: runs.csv, the figures and the tables stay of one dataset."""
+    return [f"{run_dir(t, s)}/transfer/from-{TRANSFER_FROM}/{src}/{scheme}/level{k}/summary.json"
+            for (src, t, scheme) in TRANSFER for s in SEEDS for k in LEVELS]
+
+
 def all_summaries():
-    return dense_summaries() + imp_summaries() + ett_summaries() + baseline_summaries()
+    return (dense_summaries() + imp_summaries() + ett_summaries() + baseline_summaries() + rigl_summaries()
+            + transfer_summaries())
+
+
+# Linear mode connectivity: the (model, ticket directory) pairs the optional `lmc` section names.
+LMC_TICKETS = study.lmc_tickets(config)
+
+
+def lmc_results(name):
+    """`name` (interpolation.csv or instability.json) of every interpolation the `lmc` section asks for."""
+    return [f"{run_dir(m, s)}/{ticket}/lmc/noise{a}-{b}/{name}" for m, ticket in LMC_TICKETS for s in SEEDS
+            for a, b in config["lmc"]["noise_seeds"]]
+
+
+def lmc_targets():
+    """What the default target adds with an `lmc` section: every interpolation, Fig 7 and the table."""
+    if not LMC_TICKETS:
+        return []
+    return lmc_results("instability.json") + ["results/figures/fig7.pdf", "results/tables/lmc.md"]
 
 
 def ett_spec(wildcards):
@@ -124,10 +178,86 @@ def imp_inputs(wildcards):
     return inputs
 
 
+ENGINE = config["engine"]
+ENGINE_FLAGS = f"--precision {ENGINE['precision']}" + (" --compile" if ENGINE["compile"] else "")
+
+
 def train_params(wildcards):
-    return {"recipe": study.recipe_json(config, wildcards.model), "data": study.data_json(config)}
+    """Recipe, engine and the options of the run's own dataset (the study's, or `transfer.from`'s)."""
+    return {"recipe": study.recipe_json(config, wildcards.model), "data": study.data_json(config, wildcards.dataset),
+            "engine": ENGINE_FLAGS}
+
+
+def transfer_spec(wildcards):
+    try:
+        return TRANSFER[(wildcards.source, wildcards.model, wildcards.scheme)]
+    except KeyError:
+        raise WorkflowError(f"no transfer {wildcards.source}->{wildcards.model} under scheme {wildcards.scheme!r} "
+                            "in the config's `transfer`") from None
+
+
+def ticket_groups(model):
+    """The ticket kinds of `model` at one level (IMP, each ETT into it, each baseline) in the
+    groups of up to engine.tickets_per_job that together.smk retrains in one job each."""
+    kinds = ["imp"] + [f"ett/from-{s}/{scheme}" for (s, t, scheme) in ETT if t == model] + [f"baselines/{b}" for b in BASELINES]
+    size = ENGINE["tickets_per_job"]
+    return [kinds[i:i + size] for i in range(0, len(kinds), size)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Job sizes: the resources every rule declares. On a workstation, `--resources gpu=N` bounds the GPU
+# jobs (elth/gpus.py gives each its own device); under --executor slurm they become sbatch options:
+# runtime (-t, minutes), mem_mb (--mem), threads (--cpus-per-task), gpu and gpu_model (--gpus),
+# slurm_partition (-p) and slurm_account (-A). A job's size is the config's resources.sizes of its
+# kind, overridden by its model's family and then its model; merged once per model, so a DAG of
+# thousands of jobs pays at most a cached lookup per job and resource.
+# ---------------------------------------------------------------------------------------------------
+SIZES = config["resources"]["sizes"]
+for _model in SIZES["models"]:
+    if _model not in MODELS:
+        raise WorkflowError(f"config key resources.sizes.models: {_model} is not in `models` {MODELS}")
+# The environment names the partition and account of the cluster at hand, over the study's config.
+SLURM_PARTITION = os.environ.get("ELTH_SLURM_PARTITION") or config["resources"]["slurm_partition"]
+SLURM_ACCOUNT = os.environ.get("ELTH_SLURM_ACCOUNT") or config["resources"]["slurm_account"]
+
+
+@functools.cache
+def job_size(kind, model=None):
+    """The size of a `kind` job (train, ticket or other) of `model`: its kind's, then its family's
+    and its model's overrides, field by field. Cached: every job of a model shares one (read-only)."""
+    size = dict(SIZES[kind])
+    if model is not None:
+        for override in (SIZES["families"].get(study.family(model), {}), SIZES["models"].get(model, {})):
+            size.update(override.get(kind, {}))
+    size.setdefault("partition", SLURM_PARTITION)
+    return size
 
 
 def gpus():
     """GPUs a training job holds: bound jobs sharing GPUs with --resources gpu=N."""
     return 0 if config["resources"]["device"] == "cpu" else 1
+
+
+def sized(kind, gpu=0, model=None):
+    """A rule's resources (`resources: **sized("train", gpus())`): the size of its kind, for train
+    and ticket jobs that of the job's model (its `model` wildcard, or `model` for a rule made for
+    one), and `gpu` GPUs. The executor asks for one CPU per thread (--cpus-per-task) by itself."""
+
+    def field(key):
+        # A value no family or model overrides is one constant for every job: cheaper than a
+        # function Snakemake calls per job, in a DAG of thousands.
+        overrides = (*SIZES["families"].values(), *SIZES["models"].values())
+        if kind == "other" or model is not None or not any(key in o.get(kind, {}) for o in overrides):
+            return job_size(kind, model).get(key)
+        return lambda wildcards: job_size(kind, wildcards.model).get(key)
+
+    resources = {key: field(key) for key in ("runtime", "mem_mb")}
+    resources.update(gpu=gpu, slurm_partition=field("partition"), slurm_account=SLURM_ACCOUNT)
+    if gpu:
+        resources["gpu_model"] = field("gpu_model")
+    return resources
+
+
+# Under SLURM, each rule's log opens with the job's SLURM id (what tests/test_slurm.py checks); run
+# anywhere else, it prints nothing.
+SLURM_JOB = 'printf "${SLURM_JOB_ID:+slurm job $SLURM_JOB_ID on ${SLURMD_NODENAME:-?}\\n}"'

@@ -6,9 +6,12 @@ rule prepare_data:
         "results/{dataset}/dataset.json",
     params:
         code=CODE["data"],
-        root=config["dataset"]["root"],
-        download="--download" if config["dataset"]["download"] else "",
+        root=lambda w: study.dataset_section(config, w.dataset)["root"],
+        download=lambda w: "--download" if study.dataset_section(config, w.dataset)["download"] else "",
+    resources:
+        **sized("other"),
     log:
         "logs/{dataset}/prepare_data.log",
     shell:
-        "{PY} -m elth.data {wildcards.dataset} --root {params.root} {params.download} -o {output} 2>&1 | tee {log}"
+        "{{ {SLURM_JOB}; {PY} -m elth.data {wildcards.dataset} --root {params.root} {params.download} -o {output}; }}"
+        " 2>&1 | tee {log}"

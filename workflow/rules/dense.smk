@@ -16,10 +16,11 @@ rule dense:
         device=config["resources"]["device"],
     threads: config["resources"]["threads"]
     resources:
-        gpu=gpus(),
+        **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/dense.log",
     shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
-        " --device {params.device} --out $(dirname {output.final}) > {log} 2>&1"
+        " --device {params.device} {params.train[engine]} --out $(dirname {output.final})"

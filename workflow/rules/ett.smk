@@ -11,10 +11,13 @@ rule ett:
     params:
         code=CODE["ett"],
         spec=ett_spec,
+    resources:
+        **sized("ticket"),
     log:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
     shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
         " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme}"
         " --seed {wildcards.seed} --level {wildcards.level}"
-        " -o {output.ticket} > {log} 2>&1"
+        " -o {output.ticket}"

@@ -12,9 +12,12 @@ rule imp_ticket:
         previous=lambda w, input: f"--previous {input.previous}" if "previous" in input.keys() else "",
         fraction=config["pruning"]["fraction"],
         unpruned=lambda w: " ".join(f"'{p}'" for p in study.unpruned(config, w.model)),
+    resources:
+        **sized("ticket"),
     log:
         "logs/{dataset}/{model}/seed{seed}/imp/level{level}/ticket.log",
     shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
         " --level {wildcards.level} --fraction {params.fraction} --unpruned {params.unpruned}"
-        " -o {output.ticket} > {log} 2>&1"
+        " -o {output.ticket}"

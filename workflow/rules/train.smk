@@ -10,17 +10,18 @@ rule retrain:
         metrics=f"{RUN}/{{ticket}}/metrics.csv",
         summary=f"{RUN}/{{ticket}}/summary.json",
     wildcard_constraints:
-        ticket=TICKETS,
+        ticket=RETRAIN_ALONE,
     params:
         code=CODE["train"],
         train=train_params,
         device=config["resources"]["device"],
     threads: config["resources"]["threads"]
     resources:
-        gpu=gpus(),
+        **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/{ticket}/retrain.log",
     shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --ticket {input.ticket} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
-        " --threads {threads} --device {params.device} --out $(dirname {output.final}) > {log} 2>&1"
+        " --threads {threads} --device {params.device} {params.train[engine]} --out $(dirname {output.final})"

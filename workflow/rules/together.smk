@@ -1,0 +1,37 @@
+# Retraining tickets together (engine.tickets_per_job > 1): the tickets of one (model, seed, IMP
+# level) in groups, each group one job that trains its tickets stacked into one module and writes
+# every ticket's own files, the same files `retrain` writes for one. Rules are made per model and
+# group, since a rule's outputs must follow from its wildcards; `retrain` then serves no ticket.
+
+if ENGINE["tickets_per_job"] > 1:
+    for _model in MODELS:
+        for _group, _kinds in enumerate(ticket_groups(_model)):
+            _dirs = [f"results/{{dataset}}/{_model}/seed{{seed}}/{kind}/level{{level}}" for kind in _kinds]
+            # Stacking k tickets costs up to k runs' time where one would not fill the device.
+            _size = sized("train", gpus(), model=_model)
+            _size["runtime"] = _size["runtime"] * len(_kinds)
+
+            rule:
+                name:
+                    f"retrain_together_{_model.replace('-', '_').replace('.', '_')}_{_group}"
+                input:
+                    data="results/{dataset}/dataset.json",
+                    tickets=[f"{d}/ticket.pt" for d in _dirs],
+                output:
+                    [f"{d}/{name}" for d in _dirs for name in ("final.pt", "metrics.csv", "summary.json")],
+                params:
+                    code=CODE["train"],
+                    train={"recipe": study.recipe_json(config, _model), "data": study.data_json(config), "engine": ENGINE_FLAGS},
+                    model=_model,
+                    pairs=" ".join(f"--ticket {d}/ticket.pt --out {d}" for d in _dirs),
+                    device=config["resources"]["device"],
+                threads: config["resources"]["threads"]
+                resources:
+                    **_size,
+                log:
+                    f"logs/{{dataset}}/{_model}/seed{{seed}}/together/level{{level}}-group{_group}.log",
+                shell:
+                    "exec > {log} 2>&1; {SLURM_JOB}; "
+                    "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+                    " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
+                    " --device {params.device} {params.train[engine]} {params.pairs}"
