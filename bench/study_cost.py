@@ -2,8 +2,10 @@
 
 A study's DAG is dominated by its training runs: per model and seed, one dense run and, at every
 IMP level, the retraining of the IMP ticket, of every ETT ticket into that model and of every
-baseline (plus two copies per ticket that linear mode connectivity asks for). Each run trains for
-the recipe's epochs over the dataset's training images. The seconds per run come from a row of
+baseline, and RigL (a run at m times the recipe's length counting m times), plus two copies per
+ticket that linear mode connectivity asks for and, for a dataset transfer, the source dataset's
+dense run and IMP rounds and each transferred ticket's retraining. Each run trains for the
+recipe's epochs over its dataset's training images. The seconds per run come from a row of
 bench/results/<device>.csv (written by train_throughput.py): the achieved training FLOP/s of the
 fastest loop measured there, applied to each model's training FLOPs per image (torch's
 FlopCounterMode, forward and backward, at the dataset's input shape). Masks do not make a run
@@ -48,16 +50,24 @@ def flops_per_image(model: str, dataset: str) -> float:
 
 
 def runs_per_model(config: dict) -> Counter:
-    """Training runs of each model in the study's DAG."""
-    levels = config["pruning"]["levels"]
+    """Training runs of each (model, dataset) in the study's DAG, a RigL run at m times the
+    recipe's length counting m times."""
+    dataset, levels, seeds = config["dataset"]["name"], config["pruning"]["levels"], len(config["seeds"])
+    compared = len(study.compared_levels(config))
     into = Counter(target for _, target, _, _ in study.ett_jobs(config))
+    rigl = sum(config["rigl"]["multipliers"]) if config.get("rigl") else 0
     runs = Counter()
     for model in config["models"]:
-        per_level = 1 + into[model] + len(config["baselines"]["methods"])
-        runs[model] += len(config["seeds"]) * (1 + levels * per_level)
+        per_level = into[model] + len(config["baselines"]["methods"]) + rigl
+        runs[model, dataset] += seeds * (1 + levels + compared * per_level)
     lmc = config.get("lmc")
     for model, _ in study.lmc_tickets(config):
-        runs[model] += len(config["seeds"]) * 2 * len(lmc["noise_seeds"])
+        runs[model, dataset] += seeds * 2 * len(lmc["noise_seeds"])
+    transfers = study.transfer_jobs(config)
+    for source in {s for s, _, _, _ in transfers}:  # the source dataset's dense run and IMP rounds
+        runs[source, config["transfer"]["from"]["name"]] += seeds * (1 + levels)
+    for _, target, _, _ in transfers:
+        runs[target, dataset] += seeds * compared
     return runs
 
 
@@ -81,11 +91,12 @@ def main() -> None:
     for path in args.configs or sorted(glob.glob(str(ROOT / "config" / "paper" / "*.yaml"))):
         config = yaml.safe_load(Path(path).read_text())
         validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
-        dataset = config["dataset"]["name"]
-        images = config["dataset"].get("train_subset") or TRAIN_IMAGES[dataset]
+        sets = {config["dataset"]["name"]: config["dataset"], **({config["transfer"]["from"]["name"]: config["transfer"]["from"]}
+                                                               if config.get("transfer") else {})}
         runs = runs_per_model(config)
-        flops = sum(n * study.recipe(config, m)["epochs"] * images * flops_per_image(m, dataset) for m, n in runs.items())
-        per_model = ", ".join(f"{m} {n}" for m, n in runs.items())
+        flops = sum(n * study.recipe(config, m)["epochs"] * (sets[d].get("train_subset") or TRAIN_IMAGES[d])
+                    * flops_per_image(m, d) for (m, d), n in runs.items())
+        per_model = ", ".join(f"{m} {n}" + (f" ({d})" if d != config["dataset"]["name"] else "") for (m, d), n in runs.items())
         print(f"{Path(path).name:<34} {sum(runs.values()):6d} {flops / 1e15:9.1f} {flops / rate / 3600:9.1f}  {per_model}")
 
 

@@ -36,6 +36,7 @@ def check(config: dict[str, Any]) -> None:
         except ConfigError as err:
             raise ConfigError(f"config key recipes.{family}: {err}") from None
     ett_jobs(config)
+    compared_levels(config)
     lmc_tickets(config)
     transfer_jobs(config)
 
@@ -67,6 +68,17 @@ def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return [(s, t, scheme, spec) for (s, t, scheme), spec in jobs.items()]
 
 
+def compared_levels(config: dict[str, Any]) -> list[int]:
+    """The IMP levels at which ETTs, baselines, RigL and transfers are made: `pruning.compare_at`,
+    or every level."""
+    levels = config["pruning"]["levels"]
+    compared = sorted(config["pruning"].get("compare_at", range(1, levels + 1)))
+    outside = [k for k in compared if not 1 <= k <= levels]
+    if outside:
+        raise ConfigError(f"config key pruning.compare_at: levels {outside} are not IMP levels (1 to pruning.levels = {levels})")
+    return compared
+
+
 def lmc_tickets(config: dict[str, Any]) -> list[tuple[str, str]]:
     """The tickets whose linear mode connectivity the `lmc` section asks for, as (model, the
     ticket's directory under its run), e.g. ("resnet32", "ett/from-resnet20/default/level10");
@@ -75,14 +87,15 @@ def lmc_tickets(config: dict[str, Any]) -> list[tuple[str, str]]:
     if lmc is None:
         return []
     models = lmc.get("models", config["models"])
-    levels = lmc.get("levels", [config["pruning"]["levels"]])
+    levels = lmc.get("levels", [max(compared_levels(config))])
     for model in models:
         if model not in config["models"]:
             raise ConfigError(f"config key lmc.models: {model} is not in `models`; add it there so its tickets exist")
+    allowed = range(1, config["pruning"]["levels"] + 1) if lmc["methods"] == ["imp"] else compared_levels(config)
     for level in levels:
-        if not 1 <= level <= config["pruning"]["levels"]:
-            raise ConfigError(f"config key lmc.levels: level {level} is not one of the study's IMP levels "
-                              f"(1 to pruning.levels = {config['pruning']['levels']})")
+        if level not in allowed:
+            raise ConfigError(f"config key lmc.levels: level {level} is not one the study makes these tickets at "
+                              f"({list(allowed)}, from pruning.levels and pruning.compare_at)")
     for pair in lmc["noise_seeds"]:
         if pair[0] == pair[1]:
             raise ConfigError(f"config key lmc.noise_seeds: {pair} trains both copies under the same SGD noise")

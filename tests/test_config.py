@@ -86,6 +86,7 @@ def test_schema_errors_name_the_key(edit, named: str) -> None:
     (lambda c: c.update(models=["resnet21"]), "models: model 'resnet21'.*6n\\+2"),
     (lambda c: c.update(models=["vgg16"]), "no recipe for family 'vgg'"),
     (lambda c: c["recipes"]["cifar-resnet"].update(milestones=[5]), "recipes.cifar-resnet.*milestones"),
+    (lambda c: c["pruning"].update(compare_at=[2, 99]), "pruning.compare_at: levels \\[99\\]"),
 ])
 def test_semantic_errors_name_the_key(edit, message: str) -> None:
     config = broken(edit)

@@ -92,7 +92,8 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     spec.write_text(original)
 
     # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
-    # scheme's transformations only; a new seed adds its own runs and touches no finished one.
+    # scheme's transformations only; a new seed or a new target model adds its own runs and
+    # touches no finished one.
     study = yaml.safe_load(config.read_text())
     study["ett"][1]["spec"] = "0:0"
     respec = work / "respec.yaml"
@@ -109,6 +110,16 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     assert job_counts(more.stdout) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
                                        "figure": 2, "table": 2, "report": 1, "all": 1}
     assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more.stdout)) == {"1"}
+    # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
+    study = yaml.safe_load(config.read_text())
+    study["models"].append("resnet20-w0.25")
+    study["ett"].append({"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})
+    grown = work / "grown.yaml"
+    grown.write_text(yaml.safe_dump(study))
+    added = snakemake(work, "--configfile", str(grown), "-n", snakefile=snakefile)
+    assert job_counts(added.stdout) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
+                                        "figure": 2, "table": 2, "report": 1, "all": 1}
+    assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added.stdout)) == {"resnet20-w0.25"}
 
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
@@ -206,3 +217,17 @@ def test_a_tiny_lmc_runs_end_to_end_through_snakemake(fashion_root: Path, tmp_pa
     assert "| ResNet-8 (w0.25) | 50.00% | IMP |" in (work / "results" / "tables" / "lmc.md").read_text()
     again = snakemake(work, "--configfile", str(config), "-n", *targets)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_compare_at_makes_every_other_ticket_only_at_those_levels_and_imp_at_all(tmp_path: Path) -> None:
+    config = yaml.safe_load(micro_config(tmp_path, tmp_path).read_text())
+    config["pruning"].update(levels=4, compare_at=[2, 4])
+    config["baselines"] = {"methods": ["random", "snip"]}
+    path = tmp_path / "compare.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", "--configfile", str(path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    assert counts["imp_ticket"] == 2 * 4 and counts["ett"] == 2 * 2 and counts["baseline"] == 2 * 2 * 2
+    assert counts["retrain"] == 2 * 4 + 2 * 2 + 2 * 2 * 2
+    assert set(re.findall(r"output: \S+/(?:ett/from-[^/]+/[^/]+|baselines/\w+)/level(\d+)/ticket.pt", run.stdout)) == {"2", "4"}

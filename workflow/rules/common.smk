@@ -33,6 +33,8 @@ DATASET = config["dataset"]["name"]
 MODELS = config["models"]
 SEEDS = config["seeds"]
 LEVELS = range(1, config["pruning"]["levels"] + 1)
+# The levels every other kind of ticket is compared at (pruning.compare_at; default: all).
+COMPARED = study.compared_levels(config)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
 # Ticket directories under a run that the shared retraining rule serves: all of them, unless
@@ -104,11 +106,11 @@ def imp_summaries():
 
 def ett_summaries():
     return [f"{run_dir(t, s)}/ett/from-{src}/{scheme}/level{k}/summary.json"
-            for (src, t, scheme) in ETT for s in SEEDS for k in LEVELS]
+            for (src, t, scheme) in ETT for s in SEEDS for k in COMPARED]
 
 
 def baseline_summaries():
-    return [f"{run_dir(m, s)}/baselines/{b}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS
+    return [f"{run_dir(m, s)}/baselines/{b}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in COMPARED
             for b in BASELINES]
 
 
@@ -117,7 +119,7 @@ RIGL_METHODS = [("rigl" if m == 1 else f"rigl{m}x") for m in RIGL["multipliers"]
 
 
 def rigl_summaries():
-    return [f"{run_dir(m, s)}/dst/{method}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in LEVELS
+    return [f"{run_dir(m, s)}/dst/{method}/level{k}/summary.json" for m in MODELS for s in SEEDS for k in COMPARED
             for method in RIGL_METHODS]
 
 
@@ -131,7 +133,7 @@ def transfer_summaries():
     """The retraining of every transferred ticket, on the study's dataset. The source dataset's own
     runs are only their inputs: runs.csv, the figures and the tables stay of one dataset."""
     return [f"{run_dir(t, s)}/transfer/from-{TRANSFER_FROM}/{src}/{scheme}/level{k}/summary.json"
-            for (src, t, scheme) in TRANSFER for s in SEEDS for k in LEVELS]
+            for (src, t, scheme) in TRANSFER for s in SEEDS for k in COMPARED]
 
 
 def all_summaries():
