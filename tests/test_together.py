@@ -9,15 +9,16 @@ import pytest
 import torch
 import yaml
 from test_dag import job_counts, snakemake
-from test_train import RECIPE, random_mask, tiny_data, tiny_model
+from test_train import random_mask, tiny_data, tiny_model
 
 from elth.checkpoint import Checkpoint
 from elth.errors import ConfigError
 from elth.models.registry import build
+from elth.recipe import Recipe
 from elth.stack import stack_models, stack_state, unstack_state
 from elth.train import evaluate, main, train, train_together
 
-SHORT = RECIPE.__class__(epochs=2, batch_size=16, lr=0.05, momentum=0.9, weight_decay=1e-3, milestones=(1,))
+SHORT = Recipe(epochs=2, batch_size=16, lr=0.05, momentum=0.9, weight_decay=1e-3, milestones=(1,))
 
 
 @pytest.mark.parametrize("name,channels", [("resnet8-w0.25", 1), ("vgg11", 3), ("mlp2", 1)])
@@ -85,7 +86,7 @@ def test_bf16_autocast_keeps_fp32_weights_and_pruned_weights_at_zero_and_learns(
     model = tiny_model(0)
     mask = random_mask(model, 0.5, seed=0)
     _, before = evaluate(model, data.test_batches())
-    result = train(model, data, RECIPE.__class__(epochs=4, batch_size=16, lr=0.05), 0, mask=mask, precision="bf16")
+    result = train(model, data, Recipe(epochs=4, batch_size=16, lr=0.05), 0, mask=mask, precision="bf16")
     params = dict(model.named_parameters())
     assert all(p.dtype == torch.float32 for p in params.values())
     for name in mask:
