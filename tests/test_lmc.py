@@ -286,3 +286,12 @@ def test_the_lmc_section_names_tickets_by_their_directory_under_the_run() -> Non
                                          ("resnet20-w0.5", "baselines/snip/level1")]
     del config["lmc"]
     assert study.lmc_tickets(config) == []
+
+
+def test_a_fig7_panel_is_titled_with_the_imp_tickets_sparsity_not_the_mean_of_its_tickets(lmc_runs) -> None:
+    runs = lmc_runs.copy()
+    runs.loc[runs["method"] == "ett", "sparsity"] = 0.95
+    figure = report.fig7(runs, "test")
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["ResNet-32, 89.26% sparse (level 10)"]
+    figure = report.fig7(runs[runs["method"] == "ett"], "test")
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["ResNet-32, 95.00% sparse (level 10)"]
