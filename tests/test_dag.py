@@ -94,32 +94,27 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
     # scheme's transformations only; a new seed or a new target model adds its own runs and
     # touches no finished one.
-    study = yaml.safe_load(config.read_text())
-    study["ett"][1]["spec"] = "0:0"
-    respec = work / "respec.yaml"
-    respec.write_text(yaml.safe_dump(study))
-    respecced = snakemake(work, "--configfile", str(respec), "-n", snakefile=snakefile)
-    assert job_counts(respecced.stdout) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
-                                            "report": 1, "all": 1}
-    assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced.stdout)) == {"drop-1"}
-    study = yaml.safe_load(config.read_text())
-    study["seeds"] = [0, 1]
-    seeded = work / "seeded.yaml"
-    seeded.write_text(yaml.safe_dump(study))
-    more = snakemake(work, "--configfile", str(seeded), "-n", snakefile=snakefile)
-    assert job_counts(more.stdout) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
-                                       "figure": 2, "table": 2, "report": 1, "all": 1}
-    assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more.stdout)) == {"1"}
+    def dry_run_after(edit) -> str:
+        study = yaml.safe_load(config.read_text())
+        edit(study)
+        edited = work / "edited.yaml"
+        edited.write_text(yaml.safe_dump(study))
+        return snakemake(work, "--configfile", str(edited), "-n", snakefile=snakefile).stdout
+
+    respecced = dry_run_after(lambda study: study["ett"][1].update(spec="0:0"))
+    assert job_counts(respecced) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
+                                     "report": 1, "all": 1}
+    assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
+    more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
+    assert job_counts(more) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
+                                "figure": 2, "table": 2, "report": 1, "all": 1}
+    assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more)) == {"1"}
     # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
-    study = yaml.safe_load(config.read_text())
-    study["models"].append("resnet20-w0.25")
-    study["ett"].append({"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})
-    grown = work / "grown.yaml"
-    grown.write_text(yaml.safe_dump(study))
-    added = snakemake(work, "--configfile", str(grown), "-n", snakefile=snakefile)
-    assert job_counts(added.stdout) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
-                                        "figure": 2, "table": 2, "report": 1, "all": 1}
-    assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added.stdout)) == {"resnet20-w0.25"}
+    added = dry_run_after(lambda study: (study["models"].append("resnet20-w0.25"), study["ett"].append(
+        {"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})))
+    assert job_counts(added) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
+                                 "figure": 2, "table": 2, "report": 1, "all": 1}
+    assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added)) == {"resnet20-w0.25"}
 
     shutil.rmtree(run_dir / "imp" / "level1")
     stale = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
