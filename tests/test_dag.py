@@ -73,6 +73,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
         assert (work / "results" / f).stat().st_size > 100, f
     report = (work / "results" / "report.md").read_text()
     assert "Runs: 10 (dense 2, ett 4, imp 4)" in report and "![fig3](figures/fig3.png)" in report
+    assert "| ETT near IMP: an ETT ticket at most 1 pp below the target's IMP ticket |" in report
     run_dir = work / "results" / "fashion-mnist" / "resnet14-w0.25" / "seed0"
     for f in ["dense/rewind.pt", "dense/final.pt", "dense/metrics.csv", "imp/level2/ticket.json", "imp/level2/final.pt"]:
         assert (run_dir / f).is_file(), f
@@ -87,8 +88,8 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     original = spec.read_text()
     spec.write_text(original + "\n# an edit\n")
     edited = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
-    assert job_counts(edited.stdout) == {"ett": 4, "retrain": 4, "aggregate": 1, "figure": 2, "table": 2, "report": 1,
-                                         "all": 1}
+    assert job_counts(edited.stdout) == {"ett": 4, "retrain": 4, "aggregate": 1, "figure": 2, "table": 2, "claims": 1,
+                                         "report": 1, "all": 1}
     spec.write_text(original)
 
     # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
@@ -103,17 +104,17 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
 
     respecced = dry_run_after(lambda study: study["ett"][1].update(spec="0:0"))
     assert job_counts(respecced) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
-                                     "report": 1, "all": 1}
+                                     "claims": 1, "report": 1, "all": 1}
     assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
     more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
     assert job_counts(more) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
-                                "figure": 2, "table": 2, "report": 1, "all": 1}
+                                "figure": 2, "table": 2, "claims": 1, "report": 1, "all": 1}
     assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more)) == {"1"}
     # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
     added = dry_run_after(lambda study: (study["models"].append("resnet20-w0.25"), study["ett"].append(
         {"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})))
     assert job_counts(added) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
-                                 "figure": 2, "table": 2, "report": 1, "all": 1}
+                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "all": 1}
     assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added)) == {"resnet20-w0.25"}
 
     shutil.rmtree(run_dir / "imp" / "level1")
@@ -121,7 +122,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
     # not the dense runs.
     assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2,
-                                        "table": 2, "report": 1, "all": 1}
+                                        "table": 2, "claims": 1, "report": 1, "all": 1}
 
 
 def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ from elth.errors import cli_errors
 from elth.report.figures import model_title
 
 
-def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str, lmc: list[str] | None = None) -> str:
-    """The page; `lmc` (Fig 7's image and the instability table) gets a section of its own, since
-    its numbers come from the interpolations of lmc_runs.csv rather than from runs.csv."""
+def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str, lmc: list[str] | None = None,
+           claims: str | None = None) -> str:
+    """The page; `claims` (claims.md, the verdicts on the paper's claims) comes first, as the answer
+    a reader looks for; `lmc` (Fig 7's image and the instability table) gets a section of its own,
+    since its numbers come from the interpolations of lmc_runs.csv rather than from runs.csv."""
     here = Path(out).parent
     methods = runs.groupby("method").size().to_dict()
     lines = [
@@ -30,9 +32,10 @@ def report(runs: pd.DataFrame, figures: list[str], tables: list[str], out: str, 
         "",
         "Every number below comes from `tables/runs.csv`, one row per run that happened.",
         "",
-        "## Figures",
-        "",
     ]
+    if claims:
+        lines += ["## Claims", "", Path(claims).read_text().strip(), ""]
+    lines += ["## Figures", ""]
     lines += [f"![{Path(f).stem}]({os.path.relpath(f, here)})" for f in figures]
     lines += ["", "## Tables", ""]
     for table in tables:
@@ -56,10 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--figures", nargs="*", default=[])
     p.add_argument("--tables", nargs="*", default=[])
     p.add_argument("--lmc", nargs="*", default=[], help="fig7.png and lmc.md, when the study measured them")
+    p.add_argument("--claims", help="claims.md, the verdicts on the paper's claims")
     p.add_argument("-o", "--out", required=True)
     args = p.parse_args(argv)
     runs = pd.read_csv(args.runs, keep_default_na=False)
-    io.write_text(args.out, report(runs, args.figures, args.tables, args.out, args.lmc))
+    io.write_text(args.out, report(runs, args.figures, args.tables, args.out, args.lmc, args.claims))
     print(f"report -> {args.out}")
 
 

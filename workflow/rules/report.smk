@@ -122,9 +122,33 @@ rule lmc_table:
         "{PY} -m elth.report.lmc table --runs {input.runs} --csv {output.csv} --md {output.md}"
 
 
+# Which of the paper's claims the runs support, each verdict with the comparisons behind it.
+rule claims:
+    input:
+        runs="results/tables/runs.csv",
+        lmc=["results/tables/lmc_runs.csv"] if LMC_TICKETS else [],
+    output:
+        csv="results/tables/claims.csv",
+        md="results/tables/claims.md",
+    params:
+        code=CODE["report"],
+        lmc="--lmc results/tables/lmc_runs.csv" if LMC_TICKETS else "",
+        near=config["claims"]["near_pp"],
+        stable=config["claims"]["stable_pp"],
+    resources:
+        **sized("other"),
+    log:
+        "logs/claims.log",
+    shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
+        "{PY} -m elth.report.claims --runs {input.runs} {params.lmc} --near-pp {params.near} --stable-pp {params.stable}"
+        " --csv {output.csv} --md {output.md}"
+
+
 rule report:
     input:
         runs="results/tables/runs.csv",
+        claims="results/tables/claims.md",
         figures=["results/figures/fig3.png"] + (["results/figures/fig9-13.png"] if ETT else []),
         tables=["results/tables/table2.md", "results/tables/table3.md"] + (["results/tables/table4.md"] if TRANSFER else []),
         lmc=["results/figures/fig7.png", "results/tables/lmc.md"] if LMC_TICKETS else [],
@@ -138,5 +162,6 @@ rule report:
         "logs/report.log",
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.markdown --runs {input.runs} --figures {input.figures} --tables {input.tables}"
+        "{PY} -m elth.report.markdown --runs {input.runs} --claims {input.claims} --figures {input.figures}"
+        " --tables {input.tables}"
         " --lmc {input.lmc} -o {output}"
