@@ -117,6 +117,16 @@ def lmc_tickets(config: dict[str, Any]) -> list[tuple[str, str]]:
     return tickets
 
 
+def lmc_seeds(config: dict[str, Any]) -> list[int]:
+    """The seeds whose tickets the `lmc` section tests: `lmc.seeds`, each one of the study's, or all."""
+    seeds = config.get("lmc", {}).get("seeds", config["seeds"])
+    for seed in seeds:
+        if seed not in config["seeds"]:
+            raise ConfigError(f"config key lmc.seeds: seed {seed} is not in `seeds` {config['seeds']}; "
+                              "add it there so its tickets exist")
+    return seeds
+
+
 def family(model: str) -> str:
     return parse(model).family
 

@@ -17,7 +17,7 @@ from elth import lmc
 from elth import train as training
 from elth.checkpoint import Checkpoint, build_for
 from elth.data import DeviceData, Split, info
-from elth.errors import CheckpointError
+from elth.errors import CheckpointError, ConfigError
 from elth.prune import Mask, prunable
 from elth.recipe import Recipe
 from elth.report import lmc as report
@@ -295,3 +295,11 @@ def test_a_fig7_panel_is_titled_with_the_imp_tickets_sparsity_not_the_mean_of_it
     assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["ResNet-32, 89.26% sparse (level 10)"]
     figure = report.fig7(runs[runs["method"] == "ett"], "test")
     assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["ResNet-32, 95.00% sparse (level 10)"]
+
+
+def test_lmc_seeds_default_to_every_seed_and_refuse_one_the_study_lacks() -> None:
+    config = {"seeds": [0, 1, 2], "lmc": {"noise_seeds": [[1, 2]]}}
+    assert study.lmc_seeds(config) == [0, 1, 2]
+    assert study.lmc_seeds({**config, "lmc": {"seeds": [1]}}) == [1]
+    with pytest.raises(ConfigError, match=r"lmc.seeds: seed 5 is not in `seeds` \[0, 1, 2\]"):
+        study.lmc_seeds({**config, "lmc": {"seeds": [5]}})

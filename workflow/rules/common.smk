@@ -143,11 +143,12 @@ def all_summaries():
 
 # Linear mode connectivity: the (model, ticket directory) pairs the optional `lmc` section names.
 LMC_TICKETS = study.lmc_tickets(config)
+LMC_SEEDS = study.lmc_seeds(config)
 
 
 def lmc_results(name):
     """`name` (interpolation.csv or instability.json) of every interpolation the `lmc` section asks for."""
-    return [f"{run_dir(m, s)}/{ticket}/lmc/noise{a}-{b}/{name}" for m, ticket in LMC_TICKETS for s in SEEDS
+    return [f"{run_dir(m, s)}/{ticket}/lmc/noise{a}-{b}/{name}" for m, ticket in LMC_TICKETS for s in LMC_SEEDS
             for a, b in config["lmc"]["noise_seeds"]]
 
 
