@@ -62,7 +62,7 @@ def runs_per_model(config: dict) -> Counter:
         runs[model, dataset] += seeds * (1 + levels + compared * per_level)
     lmc = config.get("lmc")
     for model, _ in study.lmc_tickets(config):
-        runs[model, dataset] += seeds * 2 * len(lmc["noise_seeds"])
+        runs[model, dataset] += len(study.lmc_seeds(config)) * 2 * len(lmc["noise_seeds"])
     transfers = study.transfer_jobs(config)
     for source in {s for s, _, _, _ in transfers}:  # the source dataset's dense run and IMP rounds
         runs[source, config["transfer"]["from"]["name"]] += seeds * (1 + levels)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from elth.datasets import info
 from elth.errors import ConfigError
 from elth.models.names import parse, width
 from elth.recipe import Recipe
@@ -173,6 +174,7 @@ def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if config.get("engine", {}).get("tickets_per_job", 1) != 1:
         raise ConfigError("config key transfer: needs engine.tickets_per_job: 1 (the grouped retraining of "
                           "together.smk serves the study's own tickets, not those of another dataset)")
+    check_transferable(source_dataset, target_dataset)
     jobs = []
     for pair in transfer["pairs"]:
         source, target = pair.split("->")
@@ -190,6 +192,18 @@ def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         scheme = "direct" if source == target else transfer["scheme"]
         jobs.append((source, target, scheme, transfer["spec"]))
     return jobs
+
+
+def check_transferable(source: str, target: str) -> None:
+    """A ticket's first conv takes the source's channels and its last layer gives the source's
+    classes; no mapping of those onto another dataset's is sensible, so such a transfer is refused
+    here, before the source dataset's IMP rounds run, rather than by the transfer job after them."""
+    a, b = info(source), info(target)
+    if (a.in_channels, a.num_classes) != (b.in_channels, b.num_classes):
+        raise ConfigError(f"config key transfer.from: {source} ({a.shape}) and {target} ({b.shape}) differ in "
+                          "channels or classes, so a ticket's first conv or last layer has no counterpart; transfer "
+                          "between datasets of the same channels and classes (svhn and cifar10; fashion-mnist, "
+                          "mnist and digits)")
 
 
 def unpruned(config: dict[str, Any], model: str) -> list[str]:

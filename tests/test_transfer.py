@@ -119,6 +119,7 @@ def test_a_transfer_dag_lists_the_source_runs_the_transfers_and_their_retraining
     ({"engine": {"tickets_per_job": 2}}, "tickets_per_job: 1"),
     ({"models": ["resnet14-w0.25"]}, "resnet20-w0.25 is not in `models`"),
     ({"dataset": {"name": "digits"}}, "is the study's own dataset"),
+    ({"dataset": {"name": "cifar10"}}, "digits (1 channel, 10 classes, 28x28) and cifar10 (3 channels, 10 classes, 32x32) differ"),
 ])
 def test_a_transfer_the_study_cannot_make_fails_before_any_job(tmp_path: Path, edit: dict, named: str) -> None:
     run = snakemake(tmp_path, "-n", "--configfile", str(transfer_config(tmp_path, **edit)))

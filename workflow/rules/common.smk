@@ -65,9 +65,10 @@ def fingerprint(*paths):
 
 
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
-COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/models", "elth/prune/mask.py")
+COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
+               "elth/prune/mask.py")
 CODE = {
-    "data": fingerprint("elth/data.py", "elth/errors.py", "elth/io.py"),
+    "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
     "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "ett": fingerprint("elth/transform", *COMMON_CODE),
