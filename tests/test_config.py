@@ -15,7 +15,7 @@ from elth.errors import ConfigError
 from conftest import ROOT
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
-CONFIGS = [ROOT / "config.yaml", *sorted((ROOT / "config" / "paper").glob("*.yaml"))]
+CONFIGS = [ROOT / "config.yaml", *sorted((ROOT / "config").glob("*/*.yaml"))]
 
 
 def load(path: Path = ROOT / "config.yaml") -> dict:

@@ -159,9 +159,9 @@ def test_paper_resnet_dag_lists_every_job_without_the_data(tmp_path: Path) -> No
                                       "retrain": 240 + 960 + 1440, "aggregate": 1, "figure": 1}
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "config" / "paper").glob("*.yaml")))
-def test_every_paper_dag_builds(tmp_path: Path, name: str) -> None:
-    run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / f"{name}.yaml"), "-n")
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(ROOT / "config")) for p in (ROOT / "config").glob("*/*.yaml")))
+def test_every_shipped_study_dag_builds(tmp_path: Path, name: str) -> None:
+    run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / name), "-n")
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -191,7 +191,8 @@ def test_an_lmc_section_adds_two_copies_per_noise_seed_and_one_interpolation_per
 def test_an_lmc_section_naming_what_the_study_lacks_fails_before_any_job(tmp_path: Path) -> None:
     config = micro_config(tmp_path / "data", tmp_path)
     for lmc, named in (({"models": ["resnet20"]}, "lmc.models"), ({"levels": [3]}, "lmc.levels"),
-                       ({"noise_seeds": [[1, 1]]}, "same SGD noise"), ({"schemes": ["inter"]}, "lmc.methods")):
+                       ({"noise_seeds": [[1, 1]]}, "same SGD noise"), ({"schemes": ["inter"]}, "lmc.methods"),
+                       ({"seeds": [7]}, "lmc.seeds")):
         run = snakemake(tmp_path, "--configfile", str(with_lmc(config, lmc)), "-n")
         assert run.returncode != 0 and named in run.stdout + run.stderr, lmc
 
