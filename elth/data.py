@@ -135,7 +135,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def random_crop(images: Tensor, offsets: Tensor, pad: int) -> Tensor:
     """Pad a batch by `pad` zeros and cut each image at its own (row, col) offset, in one gather."""
-    b, c, h, w = images.shape
+    b, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
     rows = offsets[:, :1] + torch.arange(h, device=images.device)
     cols = offsets[:, 1:] + torch.arange(w, device=images.device)

@@ -12,7 +12,7 @@ import yaml
 
 from elth.checkpoint import Checkpoint
 from elth.data import load_split
-from elth.errors import CheckpointError, ConfigError
+from elth.errors import ConfigError
 from elth.report.tables import paper_numbers, table4
 from elth.transfer import main, transfer
 from elth.transform.apply import transform
