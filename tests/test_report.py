@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -84,6 +85,23 @@ def test_a_figure_with_missing_runs_says_so(runs: pd.DataFrame) -> None:
     figure = fig3(partial, "t", models=["resnet20", "resnet56"])
     assert any("no runs for ResNet-56" in t.get_text() for t in figure.texts)
     assert missing(runs, ["resnet20", "resnet32"]) == []
+
+
+def test_tickets_made_only_at_the_compared_levels_are_not_missing_the_others(runs: pd.DataFrame) -> None:
+    compared = runs[(runs["method"].isin(["dense", "imp"])) | (runs["level"] != 2)]
+    assert missing(compared, []) == []
+    short = compared[~((compared["method"] == "snip") & (compared["level"] == 3))]
+    assert missing(short, []) == ["ResNet-20 SNIP: 1 of 2 levels", "ResNet-32 SNIP: 1 of 2 levels"]
+
+
+def test_a_long_title_is_wrapped_to_a_one_panel_figure() -> None:
+    from elth.report.figures import suptitle
+
+    figure = plt.figure(figsize=(5.5, 4))
+    suptitle(figure, "proxy-fashion-mnist: fashion-mnist, 1 (seed, noise pair) combination(s)")
+    lines = figure.texts[0].get_text().splitlines()
+    assert len(lines) == 2 and max(map(len, lines)) <= 60
+    plt.close(figure)
 
 
 def imagenet_runs(tmp_path: Path) -> pd.DataFrame:

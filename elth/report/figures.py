@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import textwrap
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -73,9 +74,13 @@ def missing(runs: pd.DataFrame, models: list[str]) -> list[str]:
     if runs.empty:
         return notes
     seeds = runs["seed"].nunique()
-    levels = runs.loc[runs["method"] == "imp", "level"].nunique()
+    # IMP runs every level; the other tickets only the compared ones (pruning.compare_at), which
+    # are the levels any of them has.
+    imp_levels = runs.loc[runs["method"] == "imp", "level"].nunique()
+    compared = runs.loc[~runs["method"].isin(["dense", "imp"]), "level"].nunique()
     for keys, group in runs[runs["method"] != "dense"].groupby(["model", "method", "source", "scheme"]):
         name = f"{model_title(keys[0])} {label(pd.Series(dict(zip(['model', 'method', 'source', 'scheme'], keys))))}"
+        levels = imp_levels if keys[1] == "imp" else compared
         if group["level"].nunique() < levels:
             notes.append(f"{name}: {group['level'].nunique()} of {levels} levels")
         short = group.groupby("level")["seed"].nunique()
@@ -131,7 +136,7 @@ def _draw(panels: list[tuple[str, pd.Series, pd.DataFrame]], title: str | None, 
     ncol = min(len(handles), 6)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     bottom = (0.03 + 0.03 * -(-len(handles) // ncol)) / rows ** 0.5
     if notes:
         fig.text(0.5, 0.005, "Missing: " + "; ".join(notes), ha="center", va="bottom", fontsize=8, color="firebrick", wrap=True)
@@ -177,6 +182,11 @@ def schemes(runs: pd.DataFrame, title: str | None = None) -> plt.Figure:
             dense = runs[(runs["model"] == target) & (runs["method"] == "dense")]["test_acc"]
             panels.append((f"{model_title(target)} ← {model_title(source)}", dense, curves))
     return _draw(panels, title, missing(runs, []))
+
+
+def suptitle(fig: plt.Figure, title: str) -> None:
+    """The figure's title, wrapped to its width: a one-panel figure is narrower than a study's name."""
+    fig.suptitle(textwrap.fill(title, width=max(40, int(11 * fig.get_figwidth()))))
 
 
 def save(fig: plt.Figure, *paths: str) -> None:

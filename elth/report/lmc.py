@@ -23,7 +23,7 @@ import seaborn as sns  # noqa: E402
 from elth import io  # noqa: E402
 from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.lmc import BN_MODES, COLUMNS, instability  # noqa: E402
-from elth.report.figures import label, model_order, model_title, save  # noqa: E402
+from elth.report.figures import label, model_order, model_title, save, suptitle  # noqa: E402
 from elth.report.tables import paper_numbers  # noqa: E402
 
 TICKET = ["dataset", "model", "level", "method", "source", "scheme"]
@@ -162,7 +162,7 @@ def fig7(runs: pd.DataFrame, title: str | None = None) -> plt.Figure:
     ncol = min(len(handles), 3 * cols)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     fig.tight_layout(rect=(0, (0.04 + 0.035 * -(-len(handles) // ncol)) / rows ** 0.5, 1, 1))
     return fig
 
