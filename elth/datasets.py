@@ -1,6 +1,6 @@
 """What elth knows about each dataset: shapes, normalisation, default augmentation, and where its
-files go. Apart from elth/data.py, which loads the data, so that config validation can check a
-study against it (a transfer between datasets of different channels, say) without importing torch.
+files go. Kept out of elth/data.py, which loads the data with torch, so that config validation can
+check a study against it (a transfer between datasets of other channels, say) in milliseconds.
 """
 
 from __future__ import annotations

@@ -130,3 +130,15 @@ def test_the_cli_writes_the_comparisons_and_a_page_the_report_puts_first(tmp_pat
                        claims=str(tmp_path / "claims.md"))
     assert "| ETT near IMP: an ETT ticket at most 1 pp below the target's IMP ticket | holds (12 of 12) |" in page
     assert page.index("## Claims") < page.index("## Figures")
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_the_cli_names_a_missing_or_wrong_table(tmp_path: Path, wrong: bool, capsys: pytest.CaptureFixture) -> None:
+    claims.judge(study({})).to_csv(tmp_path / "claims.csv", index=False)  # a table, but not runs.csv
+    runs = str(tmp_path / ("claims.csv" if wrong else "absent.csv"))
+    with pytest.raises(SystemExit):
+        claims.main(["--runs", runs, "--csv", str(tmp_path / "c.csv"), "--md", str(tmp_path / "c.md")])
+    err = capsys.readouterr().err
+    assert ("claims.csv: no column(s) method, source, scheme, seed, test_acc" in err if wrong
+            else "absent.csv: file not found" in err)
+    assert not (tmp_path / "c.csv").exists()

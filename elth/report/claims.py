@@ -24,13 +24,13 @@ part when some do, and is not measured when the study has none. Accuracies are m
 from __future__ import annotations
 
 import argparse
-import re
+from pathlib import Path
 
 import pandas as pd
 
 from elth import io
-from elth.errors import cli_errors
-from elth.report.figures import label, model_title
+from elth.errors import ElthError, cli_errors
+from elth.report.figures import depth_label, label, model_title
 from elth.report.lmc import instabilities
 
 PAI = ["random", "magnitude", "snip", "grasp", "synflow"]
@@ -47,7 +47,7 @@ CLAIMS = {
 
 def depth(model: str) -> int:
     """'resnet20-w0.25' -> 20: the layer count the paper names its models by."""
-    return int(re.search(r"\d+", model.removeprefix("imagenet-"))[0])
+    return int(depth_label(model))
 
 
 def _row(claim: str, model: str, level: int, sparsity: float, subject: str, reference: str,
@@ -75,10 +75,10 @@ def accuracy_claims(runs: pd.DataFrame, near_pp: float, ett_scheme: str = "defau
         sparsity = imp["sparsity"].mean() if len(imp) else here["sparsity"].mean()
         sources = {source: _per_seed(group) for source, group in here.groupby("source")}
         if len(imp):
+            imp_acc = _per_seed(imp)
             for source, acc in sources.items():
-                gap = acc.mean() - _per_seed(imp).mean()
                 rows.append(_row("ett_near_imp", target, level, sparsity, _label("ett", source), "IMP",
-                                 acc, _per_seed(imp), gap >= -near_pp))
+                                 acc, imp_acc, acc.mean() - imp_acc.mean() >= -near_pp))
         distances = {source: abs(depth(source) - depth(target)) for source in sources}
         if len(set(distances.values())) > 1:
             near = min(sources, key=lambda s: (distances[s], s))
@@ -165,6 +165,23 @@ def markdown(table: pd.DataFrame, near_pp: float, stable_pp: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+RUNS_COLUMNS = ["model", "method", "source", "scheme", "level", "sparsity", "seed", "test_acc"]
+LMC_COLUMNS = ["model", "method", "source", "scheme", "level", "sparsity", "seed", "noise_a", "noise_b", "alpha",
+               "bn", "test_acc"]
+
+
+def read(path: str, columns: list[str], **options) -> pd.DataFrame:
+    """A table the claims are drawn from, or an error naming the file and what it lacks."""
+    if not Path(path).is_file():
+        raise ElthError(f"{path}: file not found; run the `aggregate` (runs.csv) or `lmc_aggregate` (lmc_runs.csv) rule")
+    table = pd.read_csv(path, **options)
+    lacking = [c for c in columns if c not in table.columns]
+    if lacking:
+        raise ElthError(f"{path}: no column(s) {', '.join(lacking)}; is it runs.csv (for --runs) or "
+                        "lmc_runs.csv (for --lmc)?")
+    return table
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.claims", description=__doc__.splitlines()[0],
@@ -177,10 +194,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
     args = p.parse_args(argv)
-    runs = pd.read_csv(args.runs, keep_default_na=False)
+    runs = read(args.runs, RUNS_COLUMNS, keep_default_na=False)
     interpolations = None
     if args.lmc:
-        interpolations = pd.read_csv(args.lmc)
+        interpolations = read(args.lmc, LMC_COLUMNS)
         interpolations[["source", "scheme"]] = interpolations[["source", "scheme"]].fillna("")
     table = judge(runs, interpolations, args.near_pp, args.stable_pp, args.ett_scheme)
     text = markdown(table, args.near_pp, args.stable_pp)

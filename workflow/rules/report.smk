@@ -132,7 +132,7 @@ rule claims:
         md="results/tables/claims.md",
     params:
         code=CODE["report"],
-        lmc="--lmc results/tables/lmc_runs.csv" if LMC_TICKETS else "",
+        lmc=lambda w, input: f"--lmc {input.lmc}" if input.lmc else "",
         near=config["claims"]["near_pp"],
         stable=config["claims"]["stable_pp"],
     resources:
