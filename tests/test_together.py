@@ -141,3 +141,25 @@ def test_tickets_per_job_groups_every_ticket_of_a_level_into_jobs_of_that_size(f
     assert "retrain" not in counts
     assert run.stdout.count("--precision bf16") == 2 * 2 + 4 * 2 * 2
     assert "--ticket results/fashion-mnist/resnet20-w0.25/seed1/ett/from-resnet14-w0.25/default/level2/ticket.pt" in run.stdout
+
+
+def test_tickets_per_job_makes_tickets_only_at_the_compared_levels(fashion_root, tmp_path) -> None:
+    config = {
+        "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root)}, "seeds": [0],
+        "models": ["resnet14-w0.25", "resnet20-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 3, "fraction": 0.5, "compare_at": [2]}, "engine": {"tickets_per_job": 8},
+        "baselines": {"methods": ["random", "snip"]},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": "all"}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "c.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    # Level 2: IMP, one ETT and two baselines per model in one job; levels 1 and 3: IMP alone.
+    assert counts["retrain_together_resnet14_w0_25_0"] == counts["retrain_together_resnet20_w0_25_0"] == 1
+    assert counts["retrain"] == 2 * 2
+    assert counts["baseline"] == 2 * 2 and counts["ett"] == 2
+    for level in (1, 3):
+        assert f"/level{level}/ticket.pt --out" not in run.stdout
+        assert f"baselines/random/level{level}" not in run.stdout

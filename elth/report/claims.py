@@ -151,7 +151,8 @@ def markdown(table: pd.DataFrame, near_pp: float, stable_pp: float) -> str:
     lines = ["### The paper's claims, as these runs judge them", "", "| Claim | Verdict |", "| --- | --- |"]
     lines += [f"| {text.format(near_pp=near_pp, stable_pp=stable_pp)} | {verdict(table[table['claim'] == claim])} |"
               for claim, text in CLAIMS.items()]
-    lines += ["", "| Claim | Model | Sparsity | Subject | Reference | Subject | Reference | Difference (pp) | Holds |",
+    lines += ["", "| Claim | Model | Sparsity | Subject | Reference | Subject's value | Reference's value "
+                  "| Difference (pp) | Holds |",
               "|" + " --- |" * 9]
     for _, r in table.iterrows():
         unit = "pp" if r["claim"] in ("imp_lmc_stable", "far_ett_less_stable") else "%"

@@ -38,10 +38,18 @@ COMPARED = study.compared_levels(config)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
 # Ticket directories under a run that the shared retraining rule serves: all of them, unless
-# engine.tickets_per_job > 1 gives them to together.smk's grouped rules (then a pattern that
-# matches nothing, so no output has two rules).
+# engine.tickets_per_job > 1 gives the compared levels to together.smk's grouped rules. Then it
+# serves only IMP at the other levels, where IMP is the one ticket (a pattern that matches nothing
+# when every level is compared), so no output has two rules and no level gets tickets it did not ask for.
 TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
-RETRAIN_ALONE = TICKETS if config["engine"]["tickets_per_job"] == 1 else r"(?!)"
+COMPARED_LEVEL = "|".join(str(k) for k in COMPARED)
+_IMP_ONLY_LEVELS = [k for k in LEVELS if k not in COMPARED]
+if config["engine"]["tickets_per_job"] == 1:
+    RETRAIN_ALONE = TICKETS
+elif _IMP_ONLY_LEVELS:
+    RETRAIN_ALONE = r"imp/level(?:" + "|".join(str(k) for k in _IMP_ONLY_LEVELS) + ")"
+else:
+    RETRAIN_ALONE = r"(?!)"
 BASELINES = config["baselines"]["methods"]
 # Dataset transfer (Table 4): (source model, target model, scheme) -> spec, from the dataset
 # `transfer.from` names onto the study's. transfer_jobs() refuses tickets_per_job > 1 with a transfer.
