@@ -7,9 +7,11 @@ ticket that linear mode connectivity asks for and, for a dataset transfer, the s
 dense run and IMP rounds and each transferred ticket's retraining. Each run trains for the
 recipe's epochs over its dataset's training images. The seconds per run come from a row of
 bench/results/<device>.csv (written by train_throughput.py): the achieved training FLOP/s of the
-fastest loop measured there, applied to each model's training FLOPs per image (torch's
-FlopCounterMode, forward and backward, at the dataset's input shape). Masks do not make a run
-cheaper: the engine trains dense tensors.
+fastest loop measured there on a model of the same family and width (small models use a device
+less well: quarter-width ResNets reach about a fifth of full width's FLOP/s on this CPU), else on any
+model, applied to each model's training FLOPs per image (torch's FlopCounterMode, forward and
+backward, at the dataset's input shape). Stacked loops are left out, since only the tickets of the
+compared levels can stack. Masks do not make a run cheaper: the engine trains dense tensors.
 
 Run: .venv/bin/python bench/study_cost.py [--device-csv bench/results/cpu-2threads.csv] [config ...]
 """
@@ -32,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from elth import config as study
 from elth.checkpoint import build_for
 from elth.data import info
+from elth.models.names import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 # Training images per epoch of each dataset's full training split.
@@ -71,12 +74,23 @@ def runs_per_model(config: dict) -> Counter:
     return runs
 
 
-def achieved_flops(device_csv: Path) -> tuple[float, str]:
-    """The training FLOP/s of the fastest loop in a benchmark CSV, per ticket image."""
-    rows = list(csv.DictReader(device_csv.open()))
-    best = max(rows, key=lambda r: float(r["img_s"]) * flops_per_image(r["model"], r["dataset"]))
-    rate = float(best["img_s"]) * flops_per_image(best["model"], best["dataset"])
-    return rate, f"{best['device']}, {best['loop']} (K={best['tickets']}), {best['model']}, {best['date']}"
+def kind(model: str) -> tuple:
+    """What a model's FLOP/s depends on besides its depth: its family and, for a CIFAR ResNet, width."""
+    spec = parse(model)
+    return (spec.family, spec.args[1]) if spec.family == "cifar-resnet" else (spec.family,)
+
+
+def achieved_flops(device_csv: Path) -> dict[tuple | None, tuple[float, str]]:
+    """The training FLOP/s (per ticket image) of the fastest unstacked loop in a benchmark CSV, for
+    each kind of model measured there, and under None for all of them."""
+    rows = [r for r in csv.DictReader(device_csv.open()) if "stacked" not in r["loop"]]
+    rates = {}
+    for key in [None, *{kind(r["model"]) for r in rows}]:
+        best = max((r for r in rows if key is None or kind(r["model"]) == key),
+                   key=lambda r: float(r["img_s"]) * flops_per_image(r["model"], r["dataset"]))
+        rate = float(best["img_s"]) * flops_per_image(best["model"], best["dataset"])
+        rates[key] = rate, f"{best['device']}, {best['loop']} (K={best['tickets']}), {best['model']}, {best['date']}"
+    return rates
 
 
 def main() -> None:
@@ -85,8 +99,9 @@ def main() -> None:
     p.add_argument("--device-csv", type=Path, default=ROOT / "bench" / "results" / "cpu-2threads.csv")
     args = p.parse_args()
     torch.set_num_threads(2)
-    rate, source = achieved_flops(args.device_csv)
-    print(f"measured: {rate / 1e9:.1f} training GFLOP/s ({source})")
+    rates = achieved_flops(args.device_csv)
+    for key, (rate, source) in sorted(rates.items(), key=lambda item: item[0] is None):
+        print(f"measured: {rate / 1e9:.1f} training GFLOP/s ({source})" + ("" if key else ", for the other models"))
     print(f"{'config':<34} {'runs':>6} {'PFLOP':>9} {'hours':>9}  runs per model")
     for path in args.configs or sorted(glob.glob(str(ROOT / "config" / "paper" / "*.yaml"))):
         config = yaml.safe_load(Path(path).read_text())
@@ -94,10 +109,11 @@ def main() -> None:
         sets = {config["dataset"]["name"]: config["dataset"], **({config["transfer"]["from"]["name"]: config["transfer"]["from"]}
                                                                if config.get("transfer") else {})}
         runs = runs_per_model(config)
-        flops = sum(n * study.recipe(config, m)["epochs"] * (sets[d].get("train_subset") or TRAIN_IMAGES[d])
-                    * flops_per_image(m, d) for (m, d), n in runs.items())
+        flops = {(m, d): n * study.recipe(config, m)["epochs"] * (sets[d].get("train_subset") or TRAIN_IMAGES[d])
+                 * flops_per_image(m, d) for (m, d), n in runs.items()}
+        seconds = sum(f / rates.get(kind(m), rates[None])[0] for (m, _), f in flops.items())
         per_model = ", ".join(f"{m} {n}" + (f" ({d})" if d != config["dataset"]["name"] else "") for (m, d), n in runs.items())
-        print(f"{Path(path).name:<34} {sum(runs.values()):6d} {flops / 1e15:9.1f} {flops / rate / 3600:9.1f}  {per_model}")
+        print(f"{Path(path).name:<34} {sum(runs.values()):6d} {sum(flops.values()) / 1e15:9.1f} {seconds / 3600:9.1f}  {per_model}")
 
 
 if __name__ == "__main__":
