@@ -38,7 +38,8 @@ from elth.models.names import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 # Training images per epoch of each dataset's full training split.
-TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "svhn": 73257, "imagenet": 1281167}
+TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "svhn": 73257, "imagenet": 1281167,
+                "digits": 1437}
 
 
 @cache
