@@ -171,9 +171,6 @@ def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if source_dataset == target_dataset:
         raise ConfigError(f"config key transfer.from: {source_dataset} is the study's own dataset; "
                           "a transfer needs another (tickets of the same dataset are `ett`'s)")
-    if config.get("engine", {}).get("tickets_per_job", 1) != 1:
-        raise ConfigError("config key transfer: needs engine.tickets_per_job: 1 (the grouped retraining of "
-                          "together.smk serves the study's own tickets, not those of another dataset)")
     check_transferable(source_dataset, target_dataset)
     jobs = []
     for pair in transfer["pairs"]:

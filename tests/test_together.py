@@ -127,7 +127,7 @@ def test_tickets_per_job_groups_every_ticket_of_a_level_into_jobs_of_that_size(f
         "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root)}, "seeds": [0, 1],
         "models": ["resnet14-w0.25", "resnet20-w0.25"],
         "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
-        "pruning": {"levels": 2, "fraction": 0.5}, "engine": {"tickets_per_job": 4, "precision": "bf16"},
+        "pruning": {"levels": 2, "fraction": 0.5}, "engine": {"tickets_per_job": 3, "precision": "bf16"},
         "baselines": {"methods": ["random", "magnitude", "snip"]},
         "ett": [{"scheme": "default", "spec": "default", "pairs": "all"}],
     }
@@ -135,11 +135,12 @@ def test_tickets_per_job_groups_every_ticket_of_a_level_into_jobs_of_that_size(f
     run = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "c.yaml"))
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    # Five tickets per model and level (IMP, one ETT, three baselines): a group of 4 and one of 1.
+    # Four stacking tickets per model and level (one ETT, three baselines): a group of 3 and one of 1;
+    # IMP's tickets retrain alone.
     for model in ("resnet14_w0_25", "resnet20_w0_25"):
         assert counts[f"retrain_together_{model}_0"] == counts[f"retrain_together_{model}_1"] == 2 * 2
-    assert "retrain" not in counts
-    assert run.stdout.count("--precision bf16") == 2 * 2 + 4 * 2 * 2
+    assert counts["retrain"] == 2 * 2 * 2
+    assert run.stdout.count("--precision bf16") == 2 * 2 + 2 * 2 * 2 + 4 * 2 * 2
     assert "--ticket results/fashion-mnist/resnet20-w0.25/seed1/ett/from-resnet14-w0.25/default/level2/ticket.pt" in run.stdout
 
 
@@ -156,10 +157,27 @@ def test_tickets_per_job_makes_tickets_only_at_the_compared_levels(fashion_root,
     run = snakemake(tmp_path, "-n", "-p", "--configfile", str(tmp_path / "c.yaml"))
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    # Level 2: IMP, one ETT and two baselines per model in one job; levels 1 and 3: IMP alone.
+    # Level 2: one ETT and two baselines per model in one job; IMP alone at every level.
     assert counts["retrain_together_resnet14_w0_25_0"] == counts["retrain_together_resnet20_w0_25_0"] == 1
-    assert counts["retrain"] == 2 * 2
+    assert counts["retrain"] == 2 * 3
     assert counts["baseline"] == 2 * 2 and counts["ett"] == 2
     for level in (1, 3):
-        assert f"/level{level}/ticket.pt --out" not in run.stdout
         assert f"baselines/random/level{level}" not in run.stdout
+        assert f"level{level}/ticket.pt --out" not in run.stdout  # no group at an uncompared level
+
+
+def test_with_tickets_per_job_an_imp_round_waits_only_for_its_own_model(fashion_root, tmp_path) -> None:
+    config = {
+        "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root)}, "seeds": [0],
+        "models": ["resnet14-w0.25", "resnet20-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 2, "fraction": 0.5}, "engine": {"tickets_per_job": 8},
+        "baselines": {"methods": ["random"]},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": "all"}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    target = "results/fashion-mnist/resnet14-w0.25/seed0/imp/level2/ticket.pt"
+    run = snakemake(tmp_path, target, "-n", "--configfile", str(tmp_path / "c.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "resnet20" not in run.stdout.split("Job stats:")[1]
+    assert "retrain_together" not in run.stdout

@@ -115,8 +115,19 @@ def test_a_transfer_dag_lists_the_source_runs_the_transfers_and_their_retraining
     assert all(('"train_subset":null' in c) == ("--dataset digits" in c) for c in commands)  # each its own options
 
 
+def test_with_tickets_per_job_transferred_tickets_retrain_alone_beside_the_stacked_baselines(tmp_path: Path) -> None:
+    config = transfer_config(tmp_path, engine={"tickets_per_job": 2}, baselines={"methods": ["random", "snip"]})
+    run = snakemake(tmp_path, "-n", "-p", "--configfile", str(config))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    # The study's two baselines per (model, level) stack; IMP (both datasets) and the four
+    # transferred tickets retrain alone; digits gets no baselines.
+    assert counts["retrain_together_resnet14_w0_25_0"] == counts["retrain_together_resnet20_w0_25_0"] == 2
+    assert counts["transfer"] == 4 and counts["retrain"] == 4 + 4 + 1
+    assert "results/digits/resnet14-w0.25/seed0/baselines" not in run.stdout
+
+
 @pytest.mark.parametrize("edit, named", [
-    ({"engine": {"tickets_per_job": 2}}, "tickets_per_job: 1"),
     ({"models": ["resnet14-w0.25"]}, "resnet20-w0.25 is not in `models`"),
     ({"dataset": {"name": "digits"}}, "is the study's own dataset"),
     ({"dataset": {"name": "cifar10"}}, "digits (1 channel, 10 classes, 28x28) and cifar10 (3 channels, 10 classes, 32x32) differ"),

@@ -38,21 +38,16 @@ COMPARED = study.compared_levels(config)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
 # Ticket directories under a run that the shared retraining rule serves: all of them, unless
-# engine.tickets_per_job > 1 gives the compared levels to together.smk's grouped rules. Then it
-# serves only IMP at the other levels, where IMP is the one ticket (a pattern that matches nothing
-# when every level is compared), so no output has two rules and no level gets tickets it did not ask for.
-TICKETS = r"imp/level\d+|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
-COMPARED_LEVEL = "|".join(str(k) for k in COMPARED)
-_IMP_ONLY_LEVELS = [k for k in LEVELS if k not in COMPARED]
-if config["engine"]["tickets_per_job"] == 1:
-    RETRAIN_ALONE = TICKETS
-elif _IMP_ONLY_LEVELS:
-    RETRAIN_ALONE = r"imp/level(?:" + "|".join(str(k) for k in _IMP_ONLY_LEVELS) + ")"
-else:
-    RETRAIN_ALONE = r"(?!)"
+# engine.tickets_per_job > 1 gives the ETT and baseline tickets to together.smk's grouped rules.
+# IMP's tickets always retrain alone, so each IMP round waits only for its own model's previous
+# round, never for the chains of the models its ETTs come from; so do a dataset transfer's.
+_IMP = r"imp/level\d+"
+_TRANSFER = r"transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
+TICKETS = rf"{_IMP}|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|{_TRANSFER}"
+RETRAIN_ALONE = TICKETS if config["engine"]["tickets_per_job"] == 1 else rf"{_IMP}|{_TRANSFER}"
 BASELINES = config["baselines"]["methods"]
 # Dataset transfer (Table 4): (source model, target model, scheme) -> spec, from the dataset
-# `transfer.from` names onto the study's. transfer_jobs() refuses tickets_per_job > 1 with a transfer.
+# `transfer.from` names onto the study's.
 TRANSFER = {(source, target, scheme): spec for source, target, scheme, spec in study.transfer_jobs(config)}
 TRANSFER_FROM = config["transfer"]["from"]["name"] if TRANSFER else None
 
@@ -209,9 +204,9 @@ def transfer_spec(wildcards):
 
 
 def ticket_groups(model):
-    """The ticket kinds of `model` at one level (IMP, each ETT into it, each baseline) in the
+    """The ticket kinds of `model` at one level that stack (each ETT into it, each baseline) in the
     groups of up to engine.tickets_per_job that together.smk retrains in one job each."""
-    kinds = ["imp"] + [f"ett/from-{s}/{scheme}" for (s, t, scheme) in ETT if t == model] + [f"baselines/{b}" for b in BASELINES]
+    kinds = [f"ett/from-{s}/{scheme}" for (s, t, scheme) in ETT if t == model] + [f"baselines/{b}" for b in BASELINES]
     size = ENGINE["tickets_per_job"]
     return [kinds[i:i + size] for i in range(0, len(kinds), size)]
 

@@ -1,8 +1,8 @@
-# Retraining tickets together (engine.tickets_per_job > 1): the tickets of one (model, seed,
-# compared IMP level) in groups, each group one job that trains its tickets stacked into one module
-# and writes every ticket's own files, the same files `retrain` writes for one. Rules are made per
-# model and group, since a rule's outputs must follow from its wildcards; `retrain` then serves
-# only IMP at the levels that are not compared.
+# Retraining tickets together (engine.tickets_per_job > 1): the ETT and baseline tickets of one
+# (model, seed, IMP level) in groups, each group one job that trains its tickets stacked into one
+# module and writes every ticket's own files, the same files `retrain` writes for one. Rules are
+# made per model and group, since a rule's outputs must follow from its wildcards; `retrain` then
+# serves IMP's tickets only.
 
 if ENGINE["tickets_per_job"] > 1:
     for _model in MODELS:
@@ -26,8 +26,6 @@ if ENGINE["tickets_per_job"] > 1:
                     model=_model,
                     pairs=" ".join(f"--ticket {d}/ticket.pt --out {d}" for d in _dirs),
                     device=config["resources"]["device"],
-                wildcard_constraints:
-                    level=COMPARED_LEVEL,
                 threads: config["resources"]["threads"]
                 resources:
                     **_size,
