@@ -10,8 +10,8 @@ bench/results/<device>.csv (written by train_throughput.py): the achieved traini
 fastest loop measured there on a model of the same family and width (small models use a device
 less well: quarter-width ResNets reach about a fifth of full width's FLOP/s on this CPU), else on any
 model, applied to each model's training FLOPs per image (torch's FlopCounterMode, forward and
-backward, at the dataset's input shape). Stacked loops are left out, since only the tickets of the
-compared levels can stack. Masks do not make a run cheaper: the engine trains dense tensors.
+backward, at the dataset's input shape). Stacked loops are left out, since only the ETT and
+baseline tickets can stack. Masks do not make a run cheaper: the engine trains dense tensors.
 
 Run: .venv/bin/python bench/study_cost.py [--device-csv bench/results/cpu-2threads.csv] [config ...]
 """

@@ -2,7 +2,7 @@
 # (model, seed, IMP level) in groups, each group one job that trains its tickets stacked into one
 # module and writes every ticket's own files, the same files `retrain` writes for one. Rules are
 # made per model and group, since a rule's outputs must follow from its wildcards; `retrain` then
-# serves IMP's tickets only.
+# serves IMP's and transferred tickets only.
 
 if ENGINE["tickets_per_job"] > 1:
     for _model in MODELS:
