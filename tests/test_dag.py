@@ -188,6 +188,18 @@ def test_an_lmc_section_adds_two_copies_per_noise_seed_and_one_interpolation_per
     assert "--data-seed 3" in snakemake(tmp_path, "--configfile", str(lmc), "-n", "-p").stdout
 
 
+def test_a_noise_seed_equal_to_the_runs_seed_reuses_the_tickets_retraining_and_trains_no_copy(tmp_path: Path) -> None:
+    config = micro_config(tmp_path / "data", tmp_path)
+    lmc = with_lmc(config, {"models": ["resnet8-w0.25"], "levels": [2], "methods": ["imp"], "noise_seeds": [[0, 1]]})
+    run = snakemake(tmp_path, "--configfile", str(lmc), "-n", "-p")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert job_counts(run.stdout)["lmc_copy"] == 1
+    copies = set(re.findall(r"output: \S+/seed0/(\S+)/lmc/noise(\d+)/final.pt", run.stdout))
+    assert copies == {("imp/level2", "1")}
+    ticket = "results/fashion-mnist/resnet8-w0.25/seed0/imp/level2"
+    assert f"-m elth.lmc {ticket}/final.pt {ticket}/lmc/noise1/final.pt --noise-seeds 0 1" in run.stdout
+
+
 def test_an_lmc_section_naming_what_the_study_lacks_fails_before_any_job(tmp_path: Path) -> None:
     config = micro_config(tmp_path / "data", tmp_path)
     for lmc, named in (({"models": ["resnet20"]}, "lmc.models"), ({"levels": [3]}, "lmc.levels"),
@@ -200,15 +212,18 @@ def test_an_lmc_section_naming_what_the_study_lacks_fails_before_any_job(tmp_pat
 def test_a_tiny_lmc_runs_end_to_end_through_snakemake(fashion_root: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    config = with_lmc(micro_config(fashion_root, work), {"methods": ["imp"], "alphas": 3, "bn_batches": 1},
+    # Noise seed 0 is the run's: that end is the ticket's own retraining, the other a copy.
+    config = with_lmc(micro_config(fashion_root, work), {"methods": ["imp"], "alphas": 3, "bn_batches": 1,
+                                                         "noise_seeds": [[0, 1]]},
                       models=["resnet8-w0.25"], ett=[], pruning={"levels": 1, "fraction": 0.5})
     targets = ["results/figures/fig7.pdf", "results/tables/lmc.md"]
     run = snakemake(work, "--configfile", str(config), "--cores", "2", *targets)
     assert run.returncode == 0, run.stderr[-3000:]
     ticket = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0" / "imp" / "level1" / "lmc"
-    rows = pd.read_csv(ticket / "noise1-2" / "interpolation.csv")
-    assert len(rows) == 3 * 2 and set(rows["noise_a"]) == {1} and set(rows["noise_b"]) == {2}
-    assert json.loads((ticket / "noise1-2" / "instability.json").read_text())["alphas"] == 3
+    rows = pd.read_csv(ticket / "noise0-1" / "interpolation.csv")
+    assert len(rows) == 3 * 2 and set(rows["noise_a"]) == {0} and set(rows["noise_b"]) == {1}
+    assert json.loads((ticket / "noise0-1" / "instability.json").read_text())["alphas"] == 3
+    assert not (ticket / "noise0").exists() and (ticket / "noise1" / "final.pt").exists()
     assert len(pd.read_csv(work / "results" / "tables" / "lmc_runs.csv")) == 3 * 2
     assert (work / "results" / "figures" / "fig7.png").stat().st_size > 10_000
     assert "| ResNet-8 (w0.25) | 50.00% | IMP |" in (work / "results" / "tables" / "lmc.md").read_text()

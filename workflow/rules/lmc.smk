@@ -1,7 +1,8 @@
 # Linear mode connectivity (Sec 4.4, Fig 7): two copies of a ticket retrained from its rewind
 # weights under two data seeds (SGD noise), and the accuracy along the line between them. Any
 # ticket the shared `retrain` rule serves (IMP, ETT, baseline) can be copied; the config's `lmc`
-# section says which.
+# section says which. A noise seed equal to the run's seed is the ticket's own retraining, so
+# no copy is trained for it.
 
 
 def lmc_setting(key):
@@ -40,11 +41,26 @@ rule lmc_copy:
         " --out $(dirname {output.final})"
 
 
+def trained_copy(end):
+    """The input function of one end (`a` or `b`) of an interpolation: the ticket's own retraining
+    when that end's noise seed is the run's seed (`retrain` trains under the run's seed as its data
+    seed, so a copy would repeat it), else the copy `lmc_copy` trains under that noise seed."""
+
+    def path(w):
+        run = RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
+        noise = w[end]
+        if int(noise) == int(w.seed):
+            return f"{run}/{w.ticket}/final.pt"
+        return f"{run}/{w.ticket}/lmc/noise{noise}/final.pt"
+
+    return path
+
+
 rule lmc:
     input:
         data="results/{dataset}/dataset.json",
-        a=f"{RUN}/{{ticket}}/lmc/noise{{a}}/final.pt",
-        b=f"{RUN}/{{ticket}}/lmc/noise{{b}}/final.pt",
+        a=trained_copy("a"),
+        b=trained_copy("b"),
     output:
         csv=f"{RUN}/{{ticket}}/lmc/noise{{a}}-{{b}}/interpolation.csv",
         json=f"{RUN}/{{ticket}}/lmc/noise{{a}}-{{b}}/instability.json",
