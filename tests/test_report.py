@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from elth.report.aggregate import COLUMNS, collect, summarize
+from elth.report.aggregate import main as aggregate
 from elth.report.figures import fig3, missing, model_title, save
 
 
@@ -52,6 +53,37 @@ def test_summary_gives_mean_and_std_over_seeds(runs: pd.DataFrame) -> None:
     dense = summary[(summary["model"] == "resnet20") & (summary["method"] == "dense")].iloc[0]
     assert dense["seeds"] == 2 and dense["test_acc_mean"] == pytest.approx(0.915) and dense["test_acc_std"] == pytest.approx(0.005)
     assert len(summary) == 2 * (1 + 3 * 3)
+
+
+def test_a_study_run_in_pieces_joins_into_the_table_it_would_have_made_in_one(runs: pd.DataFrame,
+                                                                              tmp_path: Path) -> None:
+    seed0 = sorted(str(p) for p in tmp_path.glob("*/seed0/**/summary.json"))
+    runs[runs["seed"] == 1].to_csv(tmp_path / "elsewhere.csv", index=False)
+    out = tmp_path / "joined"
+    aggregate([*seed0, "--include", str(tmp_path / "elsewhere.csv"), "--experiment", "test",
+               "-o", str(out / "runs.csv"), "--summary", str(out / "summary.csv")])
+    assert (out / "runs.csv").read_text() == runs.to_csv(index=False)
+    assert (out / "summary.csv").read_text() == summarize(runs).to_csv(index=False)
+    aggregate(["--include", str(tmp_path / "elsewhere.csv"), "--experiment", "test", "-o", str(out / "one.csv"),
+               "--summary", str(out / "one-summary.csv")])
+    assert pd.read_csv(out / "one.csv")["seed"].unique().tolist() == [1]
+
+
+@pytest.mark.parametrize("piece,named", [("twice", "in more than one place, the first"),
+                                         ("other", "runs of experiment 'other'"),
+                                         ("columns", "is not a runs.csv of this version")])
+def test_joining_pieces_refuses_a_run_found_twice_another_study_or_another_format(
+        runs: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture, piece: str, named: str) -> None:
+    seed0 = sorted(str(p) for p in tmp_path.glob("*/seed0/**/summary.json"))
+    table = {"twice": runs, "other": runs[runs["seed"] == 1].assign(experiment="other"),
+             "columns": runs[runs["seed"] == 1].drop(columns="device")}[piece]
+    table.to_csv(tmp_path / "piece.csv", index=False)
+    out = tmp_path / "joined"
+    with pytest.raises(SystemExit):
+        aggregate([*seed0, "--include", str(tmp_path / "piece.csv"), "--experiment", "test",
+                   "-o", str(out / "runs.csv"), "--summary", str(out / "summary.csv")])
+    assert named in capsys.readouterr().err
+    assert not (out / "runs.csv").exists()
 
 
 def test_the_renderer_writes_a_pdf_and_png_with_one_panel_per_model(runs: pd.DataFrame, tmp_path: Path) -> None:

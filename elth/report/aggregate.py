@@ -2,7 +2,8 @@
 
 A row is (experiment, dataset, model, method, source, scheme, level, sparsity, seed) and what the
 run measured. Figures and tables read this file alone, so every number they show comes from a
-run that happened.
+run that happened. A study that ran in pieces (its seeds on different machines, say) joins the
+runs.csv of the other pieces with `--include`; a run found twice is refused rather than averaged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import pandas as pd
 
 from elth import io
-from elth.errors import cli_errors
+from elth.errors import ConfigError, cli_errors
 
 COLUMNS = ["experiment", "dataset", "model", "method", "source", "scheme", "level", "sparsity", "seed",
            "test_acc", "best_acc", "test_loss", "epochs", "steps", "wall_s", "device"]
@@ -39,15 +40,42 @@ def collect(paths: list[str], experiment: str) -> pd.DataFrame:
     return table.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
 
+def include(table: pd.DataFrame, paths: list[str], experiment: str) -> pd.DataFrame:
+    """`table` joined with the runs.csv files at `paths`, runs of the same experiment made elsewhere."""
+    parts = [table] if len(table) else []
+    for path in paths:
+        other = pd.read_csv(path, keep_default_na=False)
+        if list(other.columns) != COLUMNS:
+            raise ConfigError(f"{path} is not a runs.csv of this version: its columns are {list(other.columns)}, "
+                              f"not {COLUMNS}; aggregate its summary.json files again")
+        strangers = sorted(set(other["experiment"]) - {experiment})
+        if strangers:
+            raise ConfigError(f"{path} holds runs of experiment {strangers[0]!r}, not {experiment!r}: "
+                              "--include joins pieces of one study")
+        parts.append(other)
+    joined = pd.concat(parts, ignore_index=True)
+    twice = joined[joined.duplicated(KEYS)]
+    if len(twice):
+        first = twice.iloc[0]
+        raise ConfigError(f"{len(twice)} run(s) are in more than one place, the first "
+                          + ", ".join(f"{k}={first[k]!r}" for k in KEYS[1:])
+                          + "; keep each run in one piece (drop it from the --include table or its summary.json)")
+    return joined.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.aggregate", description=__doc__.splitlines()[0])
-    p.add_argument("summaries", nargs="+", help="summary.json files of finished runs")
+    p.add_argument("summaries", nargs="*", help="summary.json files of finished runs")
+    p.add_argument("--include", action="append", default=[], metavar="RUNS_CSV",
+                   help="runs.csv of the same study's runs made elsewhere (repeat for several), joined in")
     p.add_argument("--experiment", required=True)
     p.add_argument("-o", "--out", required=True, help="runs.csv: one row per run")
     p.add_argument("--summary", required=True, help="summary.csv: mean and std over seeds")
     args = p.parse_args(argv)
-    table = collect(args.summaries, args.experiment)
+    if not args.summaries and not args.include:
+        p.error("give summary.json files, --include runs.csv files, or both")
+    table = include(collect(args.summaries, args.experiment), args.include, args.experiment)
     io.write_text(args.out, table.to_csv(index=False))
     io.write_text(args.summary, summarize(table).to_csv(index=False))
     print(f"{len(table)} runs -> {args.out}, {args.summary}")
