@@ -2,9 +2,10 @@
 
 A study's DAG is dominated by its training runs: per model and seed, one dense run and, at every
 IMP level, the retraining of the IMP ticket, of every ETT ticket into that model and of every
-baseline, and RigL (a run at m times the recipe's length counting m times), plus two copies per
-ticket that linear mode connectivity asks for and, for a dataset transfer, the source dataset's
-dense run and IMP rounds and each transferred ticket's retraining. Each run trains for the
+baseline, and RigL (a run at m times the recipe's length counting m times), plus a copy per
+ticket and noise seed that linear mode connectivity asks for (but the run's own seed, which is the
+ticket's retraining) and, for a dataset transfer, the source dataset's dense run and IMP rounds
+and each transferred ticket's retraining. Each run trains for the
 recipe's epochs over its dataset's training images. The seconds per run come from a row of
 bench/results/<device>.csv (written by train_throughput.py): the achieved training FLOP/s of the
 fastest loop measured there on a model of the same family and width (small models use a device
@@ -65,8 +66,9 @@ def runs_per_model(config: dict) -> Counter:
         per_level = into[model] + len(config["baselines"]["methods"]) + rigl
         runs[model, dataset] += seeds * (1 + levels + compared * per_level)
     lmc = config.get("lmc")
-    for model, _ in study.lmc_tickets(config):
-        runs[model, dataset] += len(study.lmc_seeds(config)) * 2 * len(lmc["noise_seeds"])
+    noise = {n for pair in lmc["noise_seeds"] for n in pair} if lmc else set()
+    for model, _ in study.lmc_tickets(config):  # a copy per noise seed but the run's own (its retraining)
+        runs[model, dataset] += sum(len(noise - {seed}) for seed in study.lmc_seeds(config))
     transfers = study.transfer_jobs(config)
     for source in {s for s, _, _, _ in transfers}:  # the source dataset's dense run and IMP rounds
         runs[source, config["transfer"]["from"]["name"]] += seeds * (1 + levels)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
+import yaml
 from conftest import ROOT
+from snakemake.utils import validate
 
 
 def test_study_cost_projects_the_default_and_every_proxy_config() -> None:
@@ -17,3 +20,21 @@ def test_study_cost_projects_the_default_and_every_proxy_config() -> None:
     for config in configs:
         assert config.name in rows, run.stdout
         assert int(rows[config.name][1]) > 0  # training runs
+
+
+def test_study_cost_counts_an_lmc_copy_per_ticket_and_noise_seed_but_the_runs_own() -> None:
+    spec = importlib.util.spec_from_file_location("study_cost", ROOT / "bench" / "study_cost.py")
+    study_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study_cost)
+    config = yaml.safe_load((ROOT / "config" / "proxy" / "fashion-mnist.yaml").read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+
+    def runs(noise_seeds: list[list[int]]) -> int:
+        return sum(study_cost.runs_per_model(config | {"lmc": config["lmc"] | {"noise_seeds": noise_seeds}}).values())
+
+    without = sum(study_cost.runs_per_model({k: v for k, v in config.items() if k != "lmc"}).values())
+    # ResNet-32's IMP ticket and its two ETTs, on seed 0, whose own data seed needs no copy.
+    assert runs([[0, 1]]) == without + 3
+    assert runs([[1, 2]]) == without + 3 * 2
+    assert runs([[1, 2], [2, 3]]) == without + 3 * 3
+    assert runs([[0, 1], [0, 2]]) == without + 3 * 2
