@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -181,3 +182,49 @@ def test_with_tickets_per_job_an_imp_round_waits_only_for_its_own_model(fashion_
     assert run.returncode == 0, run.stderr[-3000:]
     assert "resnet20" not in run.stdout.split("Job stats:")[1]
     assert "retrain_together" not in run.stdout
+
+
+def lmc_config(fashion_root, tmp_path, tickets_per_job: int) -> str:
+    config = {
+        "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root), "augment": []},
+        "seeds": [0], "models": ["resnet8-w0.25", "resnet14-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 1, "fraction": 0.5}, "engine": {"tickets_per_job": tickets_per_job},
+        "baselines": {"methods": ["random"]},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet8-w0.25"]}],
+        "lmc": {"models": ["resnet8-w0.25"], "methods": ["imp", "ett"], "noise_seeds": [[0, 1], [0, 2]],
+                "alphas": 3, "bn_batches": 1},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    return str(tmp_path / "c.yaml")
+
+
+def test_with_tickets_per_job_a_levels_lmc_copies_train_stacked_one_job_per_noise_seed(fashion_root, tmp_path) -> None:
+    run = snakemake(tmp_path, "-n", "-p", "--configfile", lmc_config(fashion_root, tmp_path, 2))
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    # The IMP ticket and the ETT from ResNet-14, copied under noise seeds 1 and 2 (0 is the run's own).
+    assert counts["lmc_copies_resnet8_w0_25_level1_0"] == 2 and "lmc_copy" not in counts
+    assert counts["lmc"] == 2 * 2  # two tickets, two pairs of noise seeds
+    run_dir = "results/fashion-mnist/resnet8-w0.25/seed0"
+    for noise in (1, 2):
+        assert (f"--data-seed {noise} --recipe" in run.stdout
+                and f"--ticket {run_dir}/imp/level1/ticket.pt --out {run_dir}/imp/level1/lmc/noise{noise}" in run.stdout
+                and f"--ticket {run_dir}/ett/from-resnet14-w0.25/default/level1/ticket.pt"
+                    f" --out {run_dir}/ett/from-resnet14-w0.25/default/level1/lmc/noise{noise}" in run.stdout)
+    alone = job_counts(snakemake(tmp_path, "-n", "--configfile", lmc_config(fashion_root, tmp_path, 1)).stdout)
+    assert alone["lmc_copy"] == 4 and not any(job.startswith("lmc_copies") for job in alone)
+
+
+def test_stacked_lmc_copies_run_end_to_end_and_each_keeps_its_own_ticket(fashion_root, tmp_path) -> None:
+    config = lmc_config(fashion_root, tmp_path, 2)
+    run = snakemake(tmp_path, "results/tables/lmc_runs.csv", "--cores", "2", "--configfile", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    run_dir = tmp_path / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0"
+    for ticket in ("imp/level1", "ett/from-resnet14-w0.25/default/level1"):
+        mask = Checkpoint.load(run_dir / ticket / "ticket.pt", "ticket").mask
+        for noise in (1, 2):
+            copy = Checkpoint.load(run_dir / ticket / "lmc" / f"noise{noise}" / "final.pt")
+            assert copy.meta["data_seed"] == noise and copy.mask == mask
+    lmc = pd.read_csv(tmp_path / "results" / "tables" / "lmc_runs.csv")
+    assert set(zip(lmc["method"], lmc["noise_b"], strict=True)) == {("imp", 1), ("imp", 2), ("ett", 1), ("ett", 2)}

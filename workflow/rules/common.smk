@@ -211,6 +211,18 @@ def ticket_groups(model):
     return [kinds[i:i + size] for i in range(0, len(kinds), size)]
 
 
+def lmc_ticket_groups():
+    """The `lmc` section's tickets in groups of up to engine.tickets_per_job of one model and level,
+    as (model, level, group number, ticket directories): lmc.smk trains each group's copies under
+    one noise seed in one job, the copies sharing every batch as each copy alone would read it."""
+    by_level = {}
+    for model, ticket in LMC_TICKETS:
+        by_level.setdefault((model, int(ticket.rpartition("/level")[2])), []).append(ticket)
+    size = ENGINE["tickets_per_job"]
+    return [(model, level, i // size, tickets[i:i + size]) for (model, level), tickets in by_level.items()
+            for i in range(0, len(tickets), size)]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Job sizes: the resources every rule declares. On a workstation, `--resources gpu=N` bounds the GPU
 # jobs (elth/gpus.py gives each its own device); under --executor slurm they become sbatch options:

@@ -13,38 +13,76 @@ def lmc_setting(key):
     return config["lmc"][key]
 
 
-rule lmc_copy:
-    input:
-        data="results/{dataset}/dataset.json",
-        ticket=f"{RUN}/{{ticket}}/ticket.pt",
-    output:
-        final=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/final.pt",
-        metrics=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/metrics.csv",
-        summary=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/summary.json",
-    wildcard_constraints:
-        ticket=TICKETS,
-        noise=r"\d+",
-    params:
-        code=CODE["train"],
-        train=train_params,
-        device=config["resources"]["device"],
-    threads: config["resources"]["threads"]
-    resources:
-        **sized("train", gpus()),
-    log:
-        "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/train.log",
-    shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
-        " --data-seed {wildcards.noise} --ticket {input.ticket} --recipe '{params.train[recipe]}'"
-        " --data '{params.train[data]}' --threads {threads} --device {params.device} {params.train[engine]}"
-        " --out $(dirname {output.final})"
+if ENGINE["tickets_per_job"] == 1:
+
+    rule lmc_copy:
+        input:
+            data="results/{dataset}/dataset.json",
+            ticket=f"{RUN}/{{ticket}}/ticket.pt",
+        output:
+            final=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/final.pt",
+            metrics=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/metrics.csv",
+            summary=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/summary.json",
+        wildcard_constraints:
+            ticket=TICKETS,
+            noise=r"\d+",
+        params:
+            code=CODE["train"],
+            train=train_params,
+            device=config["resources"]["device"],
+        threads: config["resources"]["threads"]
+        resources:
+            **sized("train", gpus()),
+        log:
+            "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/train.log",
+        shell:
+            "exec > {log} 2>&1; {SLURM_JOB}; "
+            "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+            " --data-seed {wildcards.noise} --ticket {input.ticket} --recipe '{params.train[recipe]}'"
+            " --data '{params.train[data]}' --threads {threads} --device {params.device} {params.train[engine]}"
+            " --out $(dirname {output.final})"
+
+else:
+    # With engine.tickets_per_job > 1, the copies of one model and level under one noise seed train
+    # stacked in one job (as together.smk does for ETT and baseline tickets).
+    for _model, _level, _group, _tickets in lmc_ticket_groups():
+        _dirs = [f"results/{{dataset}}/{_model}/seed{{seed}}/{t}" for t in _tickets]
+        _size = sized("train", gpus(), model=_model)
+        _size["runtime"] = _size["runtime"] * len(_tickets)
+
+        rule:
+            name:
+                f"lmc_copies_{_model.replace('-', '_').replace('.', '_')}_level{_level}_{_group}"
+            input:
+                data="results/{dataset}/dataset.json",
+                tickets=[f"{d}/ticket.pt" for d in _dirs],
+            output:
+                [f"{d}/lmc/noise{{noise}}/{name}" for d in _dirs for name in ("final.pt", "metrics.csv", "summary.json")],
+            wildcard_constraints:
+                noise=r"\d+",
+            params:
+                code=CODE["train"],
+                train={"recipe": study.recipe_json(config, _model), "data": study.data_json(config), "engine": ENGINE_FLAGS},
+                model=_model,
+                pairs=" ".join(f"--ticket {d}/ticket.pt --out {d}/lmc/noise{{noise}}" for d in _dirs),
+                device=config["resources"]["device"],
+            threads: config["resources"]["threads"]
+            resources:
+                **_size,
+            log:
+                f"logs/{{dataset}}/{_model}/seed{{seed}}/lmc/level{_level}-group{_group}-noise{{noise}}.log",
+            shell:
+                "exec > {log} 2>&1; {SLURM_JOB}; "
+                "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+                " --data-seed {wildcards.noise} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
+                " --threads {threads} --device {params.device} {params.train[engine]} {params.pairs}"
 
 
 def trained_copy(end):
     """The input function of one end (`a` or `b`) of an interpolation: the ticket's own retraining
     when that end's noise seed is the run's seed (`retrain` trains under the run's seed as its data
-    seed, so a copy would repeat it), else the copy `lmc_copy` trains under that noise seed."""
+    seed, so a copy would repeat it), else the copy trained under that noise seed (by `lmc_copy`, or
+    with engine.tickets_per_job > 1 stacked with its level's other copies)."""
 
     def path(w):
         run = RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
