@@ -71,13 +71,15 @@ def test_a_study_run_in_pieces_joins_into_the_table_it_would_have_made_in_one(ru
 
 @pytest.mark.parametrize("piece,named", [("twice", "in more than one place, the first"),
                                          ("other", "runs of experiment 'other'"),
-                                         ("columns", "is not a runs.csv of this version")])
+                                         ("columns", "is not a runs.csv of this version"),
+                                         ("missing", "no such file")])
 def test_joining_pieces_refuses_a_run_found_twice_another_study_or_another_format(
         runs: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture, piece: str, named: str) -> None:
     seed0 = sorted(str(p) for p in tmp_path.glob("*/seed0/**/summary.json"))
     table = {"twice": runs, "other": runs[runs["seed"] == 1].assign(experiment="other"),
-             "columns": runs[runs["seed"] == 1].drop(columns="device")}[piece]
-    table.to_csv(tmp_path / "piece.csv", index=False)
+             "columns": runs[runs["seed"] == 1].drop(columns="device"), "missing": runs}[piece]
+    if piece != "missing":
+        table.to_csv(tmp_path / "piece.csv", index=False)
     out = tmp_path / "joined"
     with pytest.raises(SystemExit):
         aggregate([*seed0, "--include", str(tmp_path / "piece.csv"), "--experiment", "test",

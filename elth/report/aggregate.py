@@ -9,6 +9,7 @@ runs.csv of the other pieces with `--include`; a run found twice is refused rath
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
@@ -44,6 +45,8 @@ def include(table: pd.DataFrame, paths: list[str], experiment: str) -> pd.DataFr
     """`table` joined with the runs.csv files at `paths`, runs of the same experiment made elsewhere."""
     parts = [table] if len(table) else []
     for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"--include {path}: no such file; give the runs.csv of one of the study's pieces")
         other = pd.read_csv(path, keep_default_na=False)
         if list(other.columns) != COLUMNS:
             raise ConfigError(f"{path} is not a runs.csv of this version: its columns are {list(other.columns)}, "
