@@ -30,7 +30,8 @@ def test_study_cost_counts_an_lmc_copy_per_ticket_and_noise_seed_but_the_runs_ow
     validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
 
     def runs(noise_seeds: list[list[int]]) -> int:
-        return sum(study_cost.runs_per_model(config | {"lmc": config["lmc"] | {"noise_seeds": noise_seeds}}).values())
+        lmc = config["lmc"] | {"seeds": [0], "noise_seeds": noise_seeds}
+        return sum(study_cost.runs_per_model(config | {"lmc": lmc}).values())
 
     without = sum(study_cost.runs_per_model({k: v for k, v in config.items() if k != "lmc"}).values())
     # ResNet-32's IMP ticket and its two ETTs, on seed 0, whose own data seed needs no copy.
