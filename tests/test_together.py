@@ -4,6 +4,7 @@ their own masks, and the bf16 path keeps fp32 weights with pruned weights at zer
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -182,6 +183,41 @@ def test_with_tickets_per_job_an_imp_round_waits_only_for_its_own_model(fashion_
     assert run.returncode == 0, run.stderr[-3000:]
     assert "resnet20" not in run.stdout.split("Job stats:")[1]
     assert "retrain_together" not in run.stdout
+
+
+def job_priorities(output: str) -> dict[str, set[int]]:
+    """Each rule's job priorities in a dry run's listing (a job without the line has priority 0)."""
+    found: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=\[\w{3} \w{3} )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            priority = re.search(r"^\s+priority: (\d+)$", block, re.M)
+            found.setdefault(rule[1], set()).add(int(priority[1]) if priority else 0)
+    return found
+
+
+@pytest.mark.parametrize("tickets_per_job", [1, 8])
+def test_imps_chain_runs_before_the_tickets_made_from_it(fashion_root, tmp_path, tickets_per_job: int) -> None:
+    config = {
+        "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root)}, "seeds": [0],
+        "models": ["resnet14-w0.25", "resnet20-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 2, "fraction": 0.5}, "engine": {"tickets_per_job": tickets_per_job},
+        "baselines": {"methods": ["random", "snip"]},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": "all"}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = job_priorities(run.stdout)
+    chain = found["dense"] | found["imp_ticket"]
+    tickets = found["ett"] | found["baseline"]
+    if tickets_per_job > 1:
+        chain |= found["retrain"]  # IMP's tickets alone: the others stack
+        tickets |= found["retrain_together_resnet14_w0_25_0"] | found["retrain_together_resnet20_w0_25_0"]
+    else:
+        assert len(found["retrain"]) == 1  # one rule retrains every kind of ticket alike
+    assert min(chain) > max(tickets), found
 
 
 def lmc_config(fashion_root, tmp_path, tickets_per_job: int) -> str:

@@ -3,6 +3,7 @@
 
 
 rule dense:
+    priority: CHAIN_PRIORITY
     input:
         data="results/{dataset}/dataset.json",
     output:

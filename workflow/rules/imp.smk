@@ -2,6 +2,7 @@
 
 
 rule imp_ticket:
+    priority: CHAIN_PRIORITY
     input:
         unpack(imp_inputs),
     output:
