@@ -46,11 +46,13 @@ _TRANSFER = r"transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
 TICKETS = rf"{_IMP}|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|{_TRANSFER}"
 RETRAIN_ALONE = TICKETS if config["engine"]["tickets_per_job"] == 1 else rf"{_IMP}|{_TRANSFER}"
 # IMP's chain (dense training, each round's pruning and, when it retrains alone, its retraining) is
-# the study's critical path: every ETT and baseline of a level waits for it. Snakemake runs the
-# jobs of a higher priority first among those ready, so a chain never waits behind the stacked
-# tickets of a level it has already passed (on 2 cores the tail of the proxy ran one level-5 chain
-# after the level-3 groups); the ticket kinds all start as soon as the chains are done.
+# the study's critical path: every ETT and baseline of a level waits for it. Snakemake starts the
+# ready jobs of higher priority first, so with fewer cores than ready jobs a chain never waits
+# behind the stacked tickets of a level it has already passed (on 2 cores the proxy's last level-5
+# chain once ran after the level-3 groups). `retrain` is part of the chain only when it serves
+# IMP's and transferred tickets alone.
 CHAIN_PRIORITY = 1
+RETRAIN_PRIORITY = 0 if config["engine"]["tickets_per_job"] == 1 else CHAIN_PRIORITY
 BASELINES = config["baselines"]["methods"]
 # Dataset transfer (Table 4): (source model, target model, scheme) -> spec, from the dataset
 # `transfer.from` names onto the study's.

@@ -2,8 +2,7 @@
 
 
 rule retrain:
-    # Only IMP's and transferred tickets when the others stack: then a priority is IMP's chain's.
-    priority: CHAIN_PRIORITY if ENGINE["tickets_per_job"] > 1 else 0
+    priority: RETRAIN_PRIORITY
     input:
         data="results/{dataset}/dataset.json",
         ticket=f"{RUN}/{{ticket}}/ticket.pt",
