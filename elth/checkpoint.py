@@ -41,12 +41,15 @@ class Checkpoint:
 
     def save_ticket(self, path: str | Path, **extra: Any) -> None:
         """Save as a ticket, with a JSON beside it (same name, .json) that a person can read: the
-        model, step, meta, global and per-layer sparsity, and whatever `extra` the maker adds."""
+        model, step, meta, global and per-layer sparsity, and whatever `extra` the maker adds. The
+        global sparsity comes in both conventions (`Mask.summary`), which needs the model's layers
+        the mask leaves out, so the model is built (untrained: only its shapes count)."""
         if self.mask is None:
             raise CheckpointError(f"{path}: a ticket needs a mask")
         self.save(path, "ticket")
+        summary = self.mask.summary(build_for(self.model, self.dataset))
         io.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset, "step": self.step,
-                                                         **self.meta, **self.mask.summary(), **extra})
+                                                         **self.meta, **summary, **extra})
 
     @classmethod
     def load(cls, path: str | Path, kind: str = "checkpoint", model: str | None = None, dataset: str | None = None) -> Checkpoint:

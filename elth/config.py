@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from elth.datasets import info
+from elth.datasets import info, normalization
 from elth.errors import ConfigError
 from elth.models.names import parse, width
 from elth.recipe import Recipe
@@ -36,6 +36,12 @@ def check(config: dict[str, Any]) -> None:
             Recipe.from_dict(recipe)
         except ConfigError as err:
             raise ConfigError(f"config key recipes.{family}: {err}") from None
+    for key, section in (("dataset", config["dataset"]), ("transfer.from", config.get("transfer", {}).get("from"))):
+        if section is not None:
+            try:
+                normalization(info(section["name"]), section.get("normalize", "dataset"))
+            except ConfigError as err:
+                raise ConfigError(f"config key {key}.normalize: {err}") from None
     ett_jobs(config)
     compared_levels(config)
     lmc_tickets(config)

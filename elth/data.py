@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from elth.datasets import DATASETS, DatasetInfo, info
+from elth.datasets import DATASETS, LAST_BATCH, DatasetInfo, info, normalization, steps_per_epoch
 from elth.errors import ConfigError, DatasetMissing, cli_errors
 from elth.io import atomic_path, write_json
 
@@ -144,19 +144,26 @@ def random_crop(images: Tensor, offsets: Tensor, pad: int) -> Tensor:
 
 
 class DeviceData:
-    """A dataset held on the training device, serving normalised, augmented batches."""
+    """A dataset held on the training device, serving normalised, augmented batches: inputs
+    normalised by `normalize`'s statistics (elth.datasets.normalization), and the last partial
+    batch of an epoch dropped or kept by `last_batch` (elth.datasets.steps_per_epoch)."""
 
-    def __init__(self, train: Split, test: Split, dataset: DatasetInfo, augment: tuple[str, ...], device: torch.device) -> None:
+    def __init__(self, train: Split, test: Split, dataset: DatasetInfo, augment: tuple[str, ...], device: torch.device,
+                 normalize: str = "dataset", last_batch: str = "drop") -> None:
         unknown = set(augment) - set(AUGMENTATIONS)
         if unknown:
             raise ConfigError(f"unknown augmentation {sorted(unknown)}; elth knows {AUGMENTATIONS}")
+        if last_batch not in LAST_BATCH:
+            raise ConfigError(f"last_batch {last_batch!r} is not one of {', '.join(LAST_BATCH)}")
         self.info = dataset
         self.augment = augment
         self.device = device
+        self.last_batch = last_batch
         self.train = Split(train.images.to(device), train.labels.to(device))
         self.test = Split(test.images.to(device), test.labels.to(device))
-        std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
-        mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
+        mean_, std_ = normalization(dataset, normalize)
+        std = torch.tensor(std_, device=device).view(1, -1, 1, 1)
+        mean = torch.tensor(mean_, device=device).view(1, -1, 1, 1)
         self._scale = 1.0 / (255.0 * std)
         self._shift = mean / std
 
@@ -166,11 +173,8 @@ class DeviceData:
         return (images.float() * self._scale - self._shift).contiguous(memory_format=torch.channels_last)
 
     def steps_per_epoch(self, batch_size: int) -> int:
-        """Full batches per epoch: the last partial batch is dropped, so every step has one shape."""
-        steps = len(self.train) // batch_size
-        if steps == 0:
-            raise DatasetMissing(f"{len(self.train)} training images are fewer than one batch of {batch_size}")
-        return steps
+        """Batches per epoch: the full ones, and under `last_batch: keep` the partial last one."""
+        return steps_per_epoch(len(self.train), batch_size, self.last_batch)
 
     def epoch(self, seed: int, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches of one epoch from batch `start` on, fixed by (seed, epoch) alone."""
@@ -194,18 +198,21 @@ class DeviceData:
 
 
 def load(name: str, root: str | Path, device: torch.device, download: bool = False,
-         train_subset: int | None = None, augment: tuple[str, ...] | None = None) -> DeviceData:
+         train_subset: int | None = None, augment: tuple[str, ...] | None = None,
+         normalize: str = "dataset", last_batch: str = "drop") -> DeviceData:
     """Load a small dataset onto `device`, ready for training."""
     d = info(name)
     if name == "imagenet":
         raise DatasetMissing("imagenet streams from disk; it has no in-memory form (use `streaming_loader`)")
     train = subset(load_split(name, root, True, download), train_subset)
     test = load_split(name, root, False, download)
-    return DeviceData(train, test, d, d.augment if augment is None else tuple(augment), device)
+    return DeviceData(train, test, d, d.augment if augment is None else tuple(augment), device, normalize, last_batch)
 
 
-def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: int, seed: int, epoch: int) -> torch.utils.data.DataLoader:
-    """ImageNet through torchvision's ImageFolder with the standard transforms and worker processes."""
+def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: int, seed: int, epoch: int,
+                     last_batch: str = "drop") -> torch.utils.data.DataLoader:
+    """ImageNet through torchvision's ImageFolder with the standard transforms and worker processes;
+    a training epoch drops its last partial batch unless `last_batch` is `keep`."""
     from torchvision import datasets, transforms
 
     d = info("imagenet")
@@ -219,7 +226,8 @@ def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: in
     else:
         tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), normalize])
     ds = datasets.ImageFolder(str(folder), tf)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=workers,
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, num_workers=workers,
+                                       drop_last=train and last_batch == "drop",
                                        generator=_epoch_generator(seed, epoch), pin_memory=torch.cuda.is_available(),
                                        persistent_workers=False)
 
@@ -269,16 +277,18 @@ if __name__ == "__main__":
 class StreamingData:
     """ImageNet-style data streamed from disk, serving batches through the same interface as DeviceData."""
 
-    def __init__(self, root: str | Path, device: torch.device, workers: int) -> None:
-        self.root, self.device, self.workers = Path(root), device, workers
+    def __init__(self, root: str | Path, device: torch.device, workers: int, last_batch: str = "drop") -> None:
+        self.root, self.device, self.workers, self.last_batch = Path(root), device, workers, last_batch
         self.info = info("imagenet")
+        if last_batch not in LAST_BATCH:
+            raise ConfigError(f"last_batch {last_batch!r} is not one of {', '.join(LAST_BATCH)}")
         self._train_size = len(streaming_loader(root, True, 1, 0, 0, 0).dataset)
 
     def steps_per_epoch(self, batch_size: int) -> int:
-        return max(1, self._train_size // batch_size)
+        return steps_per_epoch(self._train_size, batch_size, self.last_batch)
 
     def epoch(self, seed: int, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch)
+        loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch, self.last_batch)
         for b, (x, y) in enumerate(loader):
             if b >= start:
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -291,8 +301,10 @@ class StreamingData:
 
 def open_data(name: str, options: dict, device: torch.device, workers: int = 1) -> DeviceData | StreamingData:
     """The training data for `name`: in device memory when it fits, streamed from disk for ImageNet.
-    `options` is the config's `dataset` section less the name: root, download, train_subset, augment."""
-    root = options.get("root", "data")
+    `options` is the config's `dataset` section less the name: root, download, train_subset, augment,
+    normalize, last_batch (ImageNet's own statistics are ImageNet's, so `normalize` changes nothing there)."""
+    root, last_batch = options.get("root", "data"), options.get("last_batch", "drop")
     if name == "imagenet":
-        return StreamingData(root, device, workers)
-    return load(name, root, device, options.get("download", False), options.get("train_subset"), options.get("augment"))
+        return StreamingData(root, device, workers, last_batch)
+    return load(name, root, device, options.get("download", False), options.get("train_subset"), options.get("augment"),
+                options.get("normalize", "dataset"), last_batch)

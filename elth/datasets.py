@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from elth.errors import DatasetMissing
+from elth.errors import ConfigError, DatasetMissing
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,34 @@ def info(name: str) -> DatasetInfo:
         return DATASETS[name]
     except KeyError:
         raise DatasetMissing(f"unknown dataset {name!r}; elth knows {', '.join(DATASETS)}") from None
+
+
+# How inputs are normalised: `dataset`, with the dataset's own mean and std (elth's default), or
+# `imagenet`, with ImageNet's, which open_lth (datasets/cifar10.py) applies to CIFAR-10 as well.
+NORMALIZATIONS = ("dataset", "imagenet")
+# The last partial batch of a training epoch: `drop` it (elth's default: every step has one shape)
+# or `keep` it, as open_lth's DataLoader does (datasets/base.py: ceil(N / batch) iterations).
+LAST_BATCH = ("drop", "keep")
+
+
+def normalization(d: DatasetInfo, rule: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) inputs of `d` are normalised with under `rule`, one value per channel."""
+    if rule not in NORMALIZATIONS:
+        raise ConfigError(f"normalize {rule!r} is not one of {', '.join(NORMALIZATIONS)}")
+    if rule == "dataset":
+        return d.mean, d.std
+    imagenet = DATASETS["imagenet"]
+    if d.in_channels != imagenet.in_channels:
+        raise ConfigError(f"normalize: imagenet gives 3 channels' statistics, but {d.name} has {d.shape}; "
+                          "use normalize: dataset")
+    return imagenet.mean, imagenet.std
+
+
+def steps_per_epoch(examples: int, batch_size: int, last_batch: str = "drop") -> int:
+    """Training steps in one epoch of `examples`: the full batches, plus the partial one under `keep`."""
+    if last_batch not in LAST_BATCH:
+        raise ConfigError(f"last_batch {last_batch!r} is not one of {', '.join(LAST_BATCH)}")
+    steps = examples // batch_size if last_batch == "drop" else (examples + batch_size - 1) // batch_size
+    if steps == 0:
+        raise DatasetMissing(f"{examples} training images are fewer than one batch of {batch_size}")
+    return steps

@@ -32,6 +32,7 @@ from torch import nn
 from elth import data as datasets
 from elth import io
 from elth.checkpoint import build_for
+from elth.datasets import LAST_BATCH, steps_per_epoch
 from elth.dst.distribution import DISTRIBUTIONS, densities
 from elth.dst.rigl import Schedule
 from elth.errors import ConfigError, cli_errors
@@ -82,24 +83,26 @@ def forward(layers: Mapping[str, int], density: Densities | None = None) -> floa
     return sum(flops * density.get(n, 1.0) for n, flops in layers.items())
 
 
-def sparse_run(layers: Mapping[str, int], density: Densities | None, examples: int) -> float:
+def sparse_run(layers: Mapping[str, int], density: Densities | None, examples: float) -> float:
     """One training run over `examples` examples under fixed densities (None: dense)."""
     return 3.0 * forward(layers, density) * examples
 
 
-def imp(layers: Mapping[str, int], rounds: Sequence[Densities], dense_examples: int, retrain_examples: int) -> float:
+def imp(layers: Mapping[str, int], rounds: Sequence[Densities], dense_examples: float,
+        retrain_examples: float) -> float:
     """The dense run, then one sparse run under each of `rounds`' masks, in order."""
     return sparse_run(layers, None, dense_examples) + sum(sparse_run(layers, d, retrain_examples) for d in rounds)
 
 
 def ett(source: Mapping[str, int], source_rounds: Sequence[Densities], target: Mapping[str, int],
-        transferred: Densities, dense_examples: int, retrain_examples: int) -> tuple[float, float]:
+        transferred: Densities, dense_examples: float, retrain_examples: float) -> tuple[float, float]:
     """(finding the mask on the source, training the target under the transferred mask)."""
     return imp(source, source_rounds, dense_examples, retrain_examples), sparse_run(target, transferred, retrain_examples)
 
 
-def rigl(layers: Mapping[str, int], density: Densities, schedule: Schedule, batch_size: int) -> float:
-    """A RigL run: every step sparse, but each update step computes the dense weight gradient."""
+def rigl(layers: Mapping[str, int], density: Densities, schedule: Schedule, batch_size: float) -> float:
+    """A RigL run: every step sparse, but each update step computes the dense weight gradient.
+    `batch_size` is the examples per step (their mean when an epoch's partial last batch is a step)."""
     sparse, dense = forward(layers, density), forward(layers)
     updates = schedule.updates()
     return batch_size * ((schedule.total_steps - updates) * 3.0 * sparse + updates * (2.0 * sparse + dense))
@@ -107,14 +110,16 @@ def rigl(layers: Mapping[str, int], density: Densities, schedule: Schedule, batc
 
 def comparison(source: str, target: str, dataset: str, levels: int, fraction: float, epochs: int, examples: int,
                batch_size: int, rewind: str = "0it", unpruned: Sequence[str] = (), distribution: str = "uniform",
-               delta_t: int = 100, stop: float = 0.75, multipliers: Sequence[int] = (1, 5)) -> list[tuple[str, float]]:
+               delta_t: int = 100, stop: float = 0.75, multipliers: Sequence[int] = (1, 5),
+               last_batch: str = "drop") -> list[tuple[str, float]]:
     """Sec 4.6's rows: (what, training FLOPs) for IMP on the target, an elastic ticket from the
-    source, and RigL on the target at the same sparsity; the first row is the dense target run."""
+    source, and RigL on the target at the same sparsity; the first row is the dense target run.
+    `last_batch` is the dataset's: whether an epoch's partial last batch is a step of its own."""
     if levels < 1:
         raise ConfigError(f"the comparison needs at least one IMP level, got {levels}")
-    spe = examples // batch_size
-    if spe < 1:
+    if examples < batch_size and last_batch == "drop":
         raise ConfigError(f"{examples} examples are fewer than one batch of {batch_size}")
+    spe = steps_per_epoch(examples, batch_size, last_batch)
     total = epochs * spe
     start = to_steps(rewind, spe)
     if start >= total:
@@ -127,13 +132,15 @@ def comparison(source: str, target: str, dataset: str, levels: int, fraction: fl
     names = {name: prunable(m, unpruned) for name, m in models.items()}
     rounds = {name: [uniform(names[name], 1.0 - imp_sparsity(k, fraction)) for k in range(1, levels + 1)]
               for name in models}
-    dense_examples, retrain_examples = total * batch_size, (total - start) * batch_size
+    # The examples of one step: the batch size, or its mean over an epoch whose partial last batch is a step.
+    per_step = (spe * batch_size if last_batch == "drop" else examples) / spe
+    dense_examples, retrain_examples = total * per_step, (total - start) * per_step
     sparsity = imp_sparsity(levels, fraction)
     find, train = ett(flops[source], rounds[source][:-1], flops[target], rounds[target][-1], dense_examples, retrain_examples)
     params = dict(models[target].named_parameters())
     shapes = {n: params[n].shape for n in names[target]}
     kept = round((1.0 - sparsity) * sum(s.numel() for s in shapes.values()))
-    rigl_density = densities(shapes, kept, distribution)
+    rigl_density = densities(shapes, kept, distribution, first=prunable(models[target])[0])
     rows = [
         (f"dense training of {target}", sparse_run(flops[target], None, dense_examples)),
         (f"IMP on {target}: find the level-{levels} mask (dense + {levels - 1} sparse rounds)",
@@ -145,7 +152,7 @@ def comparison(source: str, target: str, dataset: str, levels: int, fraction: fl
     for m in multipliers:
         schedule = Schedule(m * total, delta_t, stop=stop)
         rows.append((f"RigL {m}x on {target} ({distribution}, {schedule.updates()} updates every {delta_t} steps)",
-                     rigl(flops[target], rigl_density, schedule, batch_size)))
+                     rigl(flops[target], rigl_density, schedule, per_step)))
     return rows
 
 
@@ -172,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     examples.add_argument("--examples", type=int, help="training examples per epoch")
     examples.add_argument("--manifest", help="the dataset.json elth.data wrote: its training split's size")
     p.add_argument("--train-subset", type=int, help="with --manifest: the study's train_subset, if it trains on one")
-    p.add_argument("--batch-size", type=int, required=True, help="sets the steps per epoch (full batches)")
+    p.add_argument("--batch-size", type=int, required=True, help="sets the steps per epoch")
+    p.add_argument("--last-batch", choices=LAST_BATCH, default="drop",
+                   help="the dataset's last_batch: drop an epoch's partial last batch (default) or keep it as a step")
     p.add_argument("--rewind", default="0it", help="where retraining starts, e.g. 1000it or 5ep")
     p.add_argument("--unpruned", nargs="*", default=[], help="globs of weights kept dense, e.g. fc.weight")
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default="uniform", help="RigL's per-layer densities")
@@ -186,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = comparison(args.source, args.target, args.dataset, args.levels, args.fraction, args.epochs, args.examples,
                       args.batch_size, args.rewind, args.unpruned, args.distribution, args.delta_t, args.stop,
-                      args.multipliers)
+                      args.multipliers, args.last_batch)
     header = (f"Training FLOPs on {args.dataset} at IMP level {args.levels} (sparsity "
               f"{imp_sparsity(args.levels, args.fraction):.2%}): {args.epochs} epochs of {args.examples} examples, "
               f"batch {args.batch_size}, rewind {args.rewind}. Conv and linear multiply-adds only, 2 FLOPs each; "

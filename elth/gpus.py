@@ -96,6 +96,16 @@ def claim(gpus: int, jobs_per_gpu: int, lock_dir: str | os.PathLike[str]) -> Slo
     return None
 
 
+def pick_device(name: str = "auto"):
+    """The torch device `name` means: `auto` is CUDA when present, else the CPU. (torch is imported
+    here, not at the top: `pin_gpu` must run before anything touches CUDA, and callers pin first.)"""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def pin_gpu(device: str = "auto", poll_s: float = 5.0) -> str | None:
     """Claim a GPU slot and set `CUDA_VISIBLE_DEVICES` to its GPU; call before anything touches CUDA.
 

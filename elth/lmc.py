@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("b", help="final.pt of the second copy (same ticket, other data seed)")
     p.add_argument("--noise-seeds", type=int, nargs=2, required=True, metavar=("A", "B"),
                    help="the data seeds the copies were trained with (recorded in every row)")
-    p.add_argument("--data", default="{}", help="dataset options as JSON: root, download, train_subset, augment")
+    p.add_argument("--data", default="{}",
+                   help="dataset options as JSON: root, download, train_subset, augment, normalize, last_batch")
     p.add_argument("--alphas", type=int, default=21, help="evenly spaced points of [0, 1], ends included (default 21)")
     p.add_argument("--bn-batches", type=int, default=40, help="training batches the BN statistics are recomputed on")
     p.add_argument("--batch-size", type=int, default=128, help="size of those batches (the recipe's)")

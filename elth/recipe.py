@@ -1,7 +1,16 @@
 """The training recipe (Table 1 of the paper) and open_lth's step/epoch durations, without torch.
 
 Training is counted in steps; epochs, milestones, warmup and the rewind point convert to steps
-with the number of full batches per epoch. The DAG validates every recipe before any job starts.
+with the number of batches per epoch (the full ones, and the partial last one under the dataset's
+`last_batch: keep`). The DAG validates every recipe before any job starts.
+
+Two choices where open_lth differs from elth are recipe keys, elth's by default:
+- `warmup_rule`: elth's warmup multiplies the rate by (step + 1) / W, so every step trains and the
+  full rate is reached at step W - 1; open_lth's (training/optimizers.py) by step / W, so step 0
+  has rate 0 (it only fills the momentum buffer) and the full rate is reached at step W.
+- `momentum_at_rewind`: elth's dense run carries SGD's momentum through the rewind step; open_lth's
+  lottery runner trains step 0 to the rewind step as a run of its own, then level 0 on from the
+  saved rewind weights with a fresh optimizer (`reset`: the momentum is zeroed at the rewind step).
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from dataclasses import asdict, dataclass
 from elth.errors import ConfigError
 
 _DURATION = re.compile(r"(\d+)(it|ep)")
+WARMUP_RULES = ("elth", "open_lth")
+MOMENTUM_AT_REWIND = ("carry", "reset")
 
 
 def to_steps(duration: str, steps_per_epoch: int) -> int:
@@ -36,6 +47,8 @@ class Recipe:
     gamma: float = 0.1
     warmup: str = "0it"
     rewind: str = "0it"
+    warmup_rule: str = "elth"
+    momentum_at_rewind: str = "carry"
 
     @classmethod
     def from_dict(cls, d: dict) -> Recipe:
@@ -53,6 +66,9 @@ class Recipe:
             raise ConfigError(f"recipe milestones {list(self.milestones)} must be increasing epochs within 1..{self.epochs}")
         for name in ("warmup", "rewind"):
             to_steps(getattr(self, name), 1)
+        for name, allowed in (("warmup_rule", WARMUP_RULES), ("momentum_at_rewind", MOMENTUM_AT_REWIND)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"recipe {name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.epochs * steps_per_epoch
@@ -65,13 +81,15 @@ class Recipe:
         return step
 
     def schedule(self, steps_per_epoch: int) -> Callable[[int], float]:
-        """The learning rate of each step, with durations converted once (it runs every step)."""
+        """The learning rate of each step, with durations converted once (it runs every step): the
+        rate times gamma for every milestone reached, times the warmup factor of `warmup_rule`."""
         milestones = [m * steps_per_epoch for m in self.milestones]
         warmup = to_steps(self.warmup, steps_per_epoch)
+        offset = 1 if self.warmup_rule == "elth" else 0
 
         def lr(step: int) -> float:
             rate = self.lr * self.gamma ** sum(step >= m for m in milestones)
-            return rate * min(1.0, (step + 1) / warmup) if warmup else rate
+            return rate * min(1.0, (step + offset) / warmup) if warmup else rate
 
         return lr
 

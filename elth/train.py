@@ -2,7 +2,8 @@
 
 The recipe is the paper's (Table 1, from open_lth): SGD with momentum and weight decay, a step
 schedule with optional linear warmup, a fixed batch size. Training is counted in steps; epochs,
-milestones, warmup and the rewind point convert to steps with the epoch's number of full batches.
+milestones, warmup and the rewind point convert to steps with the epoch's number of batches
+(`DeviceData.steps_per_epoch`).
 
 A ticket's retraining starts at the ticket's step (the rewind point) with fresh momentum, the
 learning rate that step has in the schedule, and the data order of that step, as open_lth's
@@ -33,7 +34,7 @@ from elth import data as datasets
 from elth import io
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
-from elth.gpus import pin_gpu
+from elth.gpus import pick_device, pin_gpu
 from elth.prune.mask import Mask
 from elth.recipe import Recipe
 from elth.stack import stack_models, stack_state, unstack_state
@@ -54,12 +55,6 @@ class Rewiring(Protocol):
     applies the factors after the optimizer step as always."""
 
     def __call__(self, step: int, weights: list[Tensor], masks: list[Tensor], optimizer: torch.optim.Optimizer) -> None: ...
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -115,11 +110,13 @@ def train(model: nn.Module, data, recipe: Recipe, seed: int, mask: Mask | None =
     """Train `model` in place from `start_step` to the end of `recipe`; return per-epoch metrics.
 
     With `snapshot_step`, the model's state at that step (after that many updates) is returned too:
-    the rewind point of a dense run. With `resume`, the state after every epoch (weights, momentum,
-    metrics, snapshot) is written there atomically, and a run that finds a resume file with the
-    same `fingerprint` continues from it. Data order and augmentation depend on (seed, epoch) alone,
-    so a resumed run ends with the same weights as an uninterrupted one. With `rewire` (which needs
-    a `mask`), the mask may change during training; the mask the run ends with is `Result.mask`.
+    the rewind point of a dense run, where a recipe with `momentum_at_rewind: reset` also zeroes
+    SGD's momentum (open_lth's restart of level 0 from the rewind weights). With `resume`, the
+    state after every epoch (weights, momentum, metrics, snapshot) is written there atomically, and
+    a run that finds a resume file with the same `fingerprint` continues from it. Data order and
+    augmentation depend on (seed, epoch) alone, so a resumed run ends with the same weights as an
+    uninterrupted one. With `rewire` (which needs a `mask`), the mask may change during training;
+    the mask the run ends with is `Result.mask`.
     `precision="bf16"` runs forward and backward under bf16 autocast; weights, loss, optimizer and
     mask stay fp32. `compile` wraps the forward in torch.compile.
     """
@@ -218,6 +215,8 @@ def _fit(model: nn.Module, k: int, data, recipe: Recipe, seeds: list[int], mask:
         for x, y in _batches(data, seeds, epoch, recipe.batch_size, start=step - epoch * spe):
             if step == snapshot_step:
                 snapshot = {name: v.detach().clone().cpu() for name, v in model.state_dict().items()}
+                if recipe.momentum_at_rewind == "reset":
+                    opt.state.clear()  # open_lth's level 0: on from the rewind weights with a fresh optimizer
             for group in opt.param_groups:
                 group["lr"] = lr_of(step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -294,7 +293,8 @@ def device_name(device: torch.device, threads: int) -> str:
 def save_run(out: Path, model_name: str, dataset: str, seed: int, recipe: Recipe, spe: int, start: int, meta: dict,
              model: nn.Module, result: Result, rewind: int | None, device: str) -> None:
     """Write a finished run's files: rewind.pt (dense runs), final.pt with the mask it ended with,
-    metrics.csv, and summary.json, the row the aggregation reads."""
+    metrics.csv, and summary.json, the row the aggregation reads, its sparsity in both conventions
+    (`elth.prune.mask.SPARSITY_CONVENTIONS`)."""
     if rewind is not None:
         Checkpoint(model_name, dataset, rewind, result.snapshot, meta={"seed": seed}).save(out / "rewind.pt")
     mask = result.mask
@@ -305,6 +305,7 @@ def save_run(out: Path, model_name: str, dataset: str, seed: int, recipe: Recipe
         "model": model_name, "dataset": dataset, "seed": seed,
         "method": meta.get("method", "dense"), "source": meta.get("source", ""), "scheme": meta.get("scheme", ""),
         "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,
+        "sparsity_all": mask.sparsity_all(model) if mask is not None else 0.0,
         "test_acc": last["test_acc"], "best_acc": max(r["test_acc"] for r in result.history),
         "test_loss": last["test_loss"], "epochs": recipe.epochs, "steps": recipe.total_steps(spe) - start,
         "wall_s": result.seconds, "device": device,
@@ -333,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--recipe", required=True, help="the training recipe as JSON (see config.yaml)")
-    p.add_argument("--data", default="{}", help="dataset options as JSON: root, download, train_subset, augment")
+    p.add_argument("--data", default="{}",
+                   help="dataset options as JSON: root, download, train_subset, augment, normalize, last_batch")
     p.add_argument("--ticket", action="append", default=[],
                    help="retrain this ticket (repeat to train several together); without it, train densely from the seeded init")
     p.add_argument("--out", action="append", required=True,

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
                         "scheme": args.scheme or ("direct" if direct else args.spec), "level": level,
                         "seed": args.seed, "source_dataset": source.dataset, "source_model": source.model,
                         "source_sparsity": source.mask.sparsity, **({} if direct else {"spec": args.spec})})
-    extra = {} if direct else {"plan": plan.explicit() if isinstance(plan, Plan) else f"width {plan.mode}",
+    extra = {} if direct else {"plan": plan.explicit(),
                                "mapping": mapping}
     ticket.save_ticket(args.out, **extra)
     how = "directly" if direct else f"by {args.spec!r}"

@@ -49,6 +49,7 @@ def test_schema_fills_defaults() -> None:
         "threads": 1, "device": "auto", "slurm_partition": None, "slurm_account": None,
         "sizes": {"train": {"runtime": 240, "mem_mb": 8000}, "ticket": {"runtime": 30, "mem_mb": 4000},
                   "other": {"runtime": 30, "mem_mb": 4000}, "families": {}, "models": {}}}
+    assert config["pruning"]["count"] == "nearest"  # the demo keeps elth's count; the paper configs may set open_lth
 
 
 def test_schema_fills_each_size_field_by_field() -> None:
@@ -70,6 +71,7 @@ def broken(edit) -> dict:
     (lambda c: c["recipes"]["cifar-resnet"].update(lr=-0.1), "lr"),
     (lambda c: c["recipes"]["cifar-resnet"].update(epoch=3), "epoch"),
     (lambda c: c["pruning"].update(fraction=1.2), "fraction"),
+    (lambda c: c["pruning"].update(count="ceil"), "ceil"),
     (lambda c: c["recipes"]["cifar-resnet"].update(rewind="1000 steps"), "rewind"),
     (lambda c: c.update(seeds=[]), "seeds"),
     (lambda c: c["resources"].update(sizes={"train": {"runtim": 60}}), "runtim"),

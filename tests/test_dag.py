@@ -46,6 +46,8 @@ def workflow_copy(tmp_path: Path) -> Path:
 
 
 def job_counts(output: str) -> dict[str, int]:
+    if "Job stats:" not in output:
+        return {}
     table = output.split("Job stats:")[1].split("total")[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
@@ -62,6 +64,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     big = runs[runs["model"] == "resnet14-w0.25"]
     assert list(big["method"]) == ["dense", "imp", "imp"] and list(big["level"]) == [0, 1, 2]
     assert big["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.75], abs=1e-3)
+    assert big["sparsity_all"].tolist() == big["sparsity"].tolist()  # a ResNet leaves no layer unpruned
     ett = runs[runs["method"] == "ett"]
     assert sorted(zip(ett["scheme"], ett["level"])) == [("default", 1), ("default", 2), ("drop-1", 1), ("drop-1", 2)]
     assert set(ett["model"]) == {"resnet8-w0.25"} and set(ett["source"]) == {"resnet14-w0.25"}
@@ -83,14 +86,17 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
         again = snakemake(work, "--configfile", str(config), "-n", *target, snakefile=snakefile)
         assert "Nothing to be done" in again.stdout + again.stderr
 
-    # Editing the ETT code makes the transformations and what follows them stale, nothing upstream.
+    # Editing the ETT code makes the transformations and what follows them stale, nothing upstream;
+    # an edit of the spec parser that reads no spec differently makes nothing stale.
+    depth = snakefile.parent / "elth" / "transform" / "depth.py"
     spec = snakefile.parent / "elth" / "transform" / "spec.py"
-    original = spec.read_text()
-    spec.write_text(original + "\n# an edit\n")
-    edited = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
-    assert job_counts(edited.stdout) == {"ett": 4, "retrain": 4, "aggregate": 1, "figure": 2, "table": 2, "claims": 1,
-                                         "report": 1, "all": 1}
-    spec.write_text(original)
+    for module, stale in ((depth, {"ett": 4, "retrain": 4, "aggregate": 1, "figure": 2, "table": 2, "claims": 1,
+                                   "report": 1, "all": 1}), (spec, {})):
+        original = module.read_text()
+        module.write_text(original + "\n# an edit\n")
+        edited = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
+        assert job_counts(edited.stdout) == stale, module
+        module.write_text(original)
 
     # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
     # scheme's transformations only; a new seed or a new target model adds its own runs and
@@ -106,6 +112,9 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     assert job_counts(respecced) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
                                      "claims": 1, "report": 1, "all": 1}
     assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
+    recounted = dry_run_after(lambda study: study["pruning"].update(count="open_lth"))
+    assert job_counts(recounted) == {"imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1, "figure": 2, "table": 2,
+                                     "claims": 1, "report": 1, "all": 1}
     more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
     assert job_counts(more) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "all": 1}
@@ -123,6 +132,42 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     # not the dense runs.
     assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2,
                                         "table": 2, "claims": 1, "report": 1, "all": 1}
+
+
+def test_a_new_reading_of_a_spec_reruns_only_the_transformations_whose_plan_changed(fashion_root: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The ETT rule carries its resolved plan: when the parser reads a spec differently, exactly the
+    transformations whose plan changed are stale (and what follows them), not every one."""
+    work = tmp_path / "work"
+    work.mkdir()
+    config = work / "plans.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiment": "plans", "dataset": {"name": "fashion-mnist", "root": str(fashion_root), "augment": []},
+        "seeds": [0], "models": ["resnet14-w0.25", "resnet20-w0.25"],
+        "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 1, "fraction": 0.5},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": "all"},
+                {"scheme": "drop-1", "spec": "Drop 1", "pairs": ["resnet20-w0.25->resnet14-w0.25"]}]}))
+    snakefile = workflow_copy(tmp_path)
+    ett = "results/fashion-mnist/{}/seed0/ett/from-{}/{}/level1/ticket.pt"
+    tickets = [ett.format("resnet20-w0.25", "resnet14-w0.25", "default"),
+               ett.format("resnet14-w0.25", "resnet20-w0.25", "default"),
+               ett.format("resnet14-w0.25", "resnet20-w0.25", "drop-1")]
+    run = snakemake(work, "--configfile", str(config), "--cores", "2", *tickets, snakefile=snakefile)
+    assert run.returncode == 0, run.stderr[-3000:]
+    plans = {t: json.loads((work / t).with_suffix(".json").read_text())["plan"] for t in tickets}
+    assert plans[tickets[1]] == "0:0;1:1 | 0:0;1:1 | 0:0;1:1" and plans[tickets[2]] == "0:0;2:1 | 0:0;2:1 | 0:0;2:1"
+
+    # A second reading of `default`: squeeze by dropping the earliest elastic blocks, not the latest.
+    # It changes the plan of ResNet-20 -> 14 `default` alone (now that of `Drop 1`).
+    spec = snakefile.parent / "elth" / "transform" / "spec.py"
+    text = spec.read_text()
+    assert text.count("        return list(range(n_target))\n") == 1
+    spec.write_text(text.replace("        return list(range(n_target))\n",
+                                 "        return [0] + list(range(n_source - n_target + 1, n_source))\n"))
+    dry = snakemake(work, "--configfile", str(config), "-n", *tickets, snakefile=snakefile)
+    assert job_counts(dry.stdout) == {"ett": 1}, dry.stdout[-2000:]
+    assert re.findall(r"output: (\S+/ticket.pt)", dry.stdout) == [tickets[1]]
 
 
 def test_running_without_the_dataset_stops_at_the_data_rule_with_the_message(tmp_path: Path) -> None:

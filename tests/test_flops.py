@@ -90,13 +90,20 @@ def test_imp_masks_are_at_the_exact_imp_density_of_each_level() -> None:
 
 def test_the_papers_imagenet_flops_come_out_of_the_accounting() -> None:
     # Sec 4.6: ResNet-26 -> ResNet-34 at 73.79% (6 levels): 2.77x to find the mask, 0.26x to train the
-    # transferred ticket, 1.30x for RigL at 5x, normalised by one dense ResNet-34 run.
+    # transferred ticket, 1.30x for RigL at 5x, normalised by one dense ResNet-34 run. The paper's
+    # 1.30 is 5 x 0.26, every layer at the ticket's density: uniform-all. RigL's own uniform keeps
+    # the 7x7 stem dense, 3.2% of ResNet-34's FLOPs, which costs 1.44x.
     rows = comparison("imagenet-resnet26", "imagenet-resnet34", "imagenet", levels=6, fraction=0.2, epochs=90,
-                      examples=1281167, batch_size=1024)
+                      examples=1281167, batch_size=1024, distribution="uniform-all")
     ratios = {what: flops / rows[0][1] for what, flops in rows}
     assert ratios["E-LTH: find the level-6 mask once on imagenet-resnet26 (dense + 5 sparse rounds)"] == pytest.approx(2.77, abs=0.02)
     assert ratios["E-LTH: train imagenet-resnet34 under the transferred mask"] == pytest.approx(0.26, abs=0.01)
-    assert ratios["RigL 5x on imagenet-resnet34 (uniform, 4222 updates every 100 steps)"] == pytest.approx(1.30, abs=0.03)
+    rigl_all = ratios["RigL 5x on imagenet-resnet34 (uniform-all, 4222 updates every 100 steps)"]
+    assert rigl_all == pytest.approx(1.30, abs=0.03)
+    rigls = dict(comparison("imagenet-resnet26", "imagenet-resnet34", "imagenet", levels=6, fraction=0.2, epochs=90,
+                            examples=1281167, batch_size=1024))
+    rigl_uniform = rigls["RigL 5x on imagenet-resnet34 (uniform, 4222 updates every 100 steps)"]
+    assert rigl_uniform / rows[0][1] == pytest.approx(1.44, abs=0.01)
 
 
 def test_the_cli_prints_the_table_normalised_by_the_dense_target_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from elth.errors import ConfigError
 from elth.models.registry import build
@@ -65,11 +66,14 @@ def test_unpruned_globs_exclude_layers_and_a_typo_is_an_error() -> None:
         prunable(model, ["fc.wieght"])
 
 
-def test_mask_reports_global_and_per_layer_sparsity() -> None:
+def test_mask_reports_global_and_per_layer_sparsity_in_both_conventions() -> None:
     mask = Mask({"a": torch.tensor([True, False, False, False]), "b": torch.tensor([True, True, True, True])})
     assert mask.sparsity == pytest.approx(3 / 8)
     assert mask.layer_sparsity() == {"a": 0.75, "b": 0.0}
-    assert mask.summary()["remaining"] == 5
+    summary = mask.summary(nn.Sequential(nn.Linear(2, 2)))  # a model whose one 2x2 layer the mask leaves out
+    assert summary["remaining"] == 5 and summary["total"] == 8 and summary["total_all"] == 12
+    assert summary["sparsity"] == pytest.approx(3 / 8) and summary["sparsity_all"] == pytest.approx(3 / 12)
+    assert set(summary["sparsity_conventions"]) == {"sparsity", "sparsity_all"}
 
 
 def test_mask_apply_zeroes_exactly_the_pruned_weights() -> None:

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from elth.report.aggregate import COLUMNS, collect, summarize
 from elth.report.aggregate import main as aggregate
 from elth.report.figures import fig3, missing, model_title, save
@@ -17,11 +18,11 @@ from elth.report.figures import fig3, missing, model_title, save
 def fake_run(tmp_path: Path, model: str, method: str, level: int, seed: int, acc: float, **extra) -> str:
     path = tmp_path / model / f"seed{seed}" / method / str(extra.get("scheme", "")) / f"level{level}" / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    sparsity = 1 - 0.8 ** level
+    sparsity = extra.pop("sparsity", 1 - 0.8 ** level)
     path.write_text(json.dumps({"model": model, "dataset": "cifar10", "seed": seed, "method": method, "level": level,
-                                "sparsity": sparsity, "test_acc": acc, "best_acc": acc + 0.01, "test_loss": 0.5,
-                                "epochs": 160, "steps": 62400, "wall_s": 10.0, "device": "cpu", "source": "",
-                                "scheme": "", **extra}))
+                                "sparsity": sparsity, "sparsity_all": sparsity, "test_acc": acc, "best_acc": acc + 0.01,
+                                "test_loss": 0.5, "epochs": 160, "steps": 62400, "wall_s": 10.0, "device": "cpu",
+                                "source": "", "scheme": "", **extra}))
     return str(path)
 
 
@@ -86,6 +87,37 @@ def test_joining_pieces_refuses_a_run_found_twice_another_study_or_another_forma
                    "-o", str(out / "runs.csv"), "--summary", str(out / "summary.csv")])
     assert named in capsys.readouterr().err
     assert not (out / "runs.csv").exists()
+
+
+def test_a_runs_csv_without_sparsity_all_joins_with_it_filled_where_no_config_is_needed(
+        runs: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    vgg = runs[runs["model"] == "resnet20"].assign(model="vgg16", sparsity_all=float("nan"))
+    old = pd.concat([runs, vgg]).drop(columns="sparsity_all")
+    old.to_csv(tmp_path / "old.csv", index=False)
+    out = tmp_path / "joined"
+    aggregate(["--include", str(tmp_path / "old.csv"), "--experiment", "test", "-o", str(out / "runs.csv"),
+               "--summary", str(out / "summary.csv")])
+    assert f"left it empty for {(vgg['level'] > 0).sum()} runs" in capsys.readouterr().out
+    joined = pd.read_csv(out / "runs.csv")
+    assert list(joined.columns) == COLUMNS
+    resnets, vggs = joined[joined["model"] != "vgg16"], joined[joined["model"] == "vgg16"]
+    assert (resnets["sparsity_all"] == resnets["sparsity"]).all()  # ResNets leave nothing unpruned
+    assert (vggs.loc[vggs["method"] == "dense", "sparsity_all"] == 0).all()
+    assert vggs.loc[vggs["method"] != "dense", "sparsity_all"].isna().all()  # its unpruned fc is the config's
+    # The joined table, empty cells and all, joins again as it is.
+    aggregate(["--include", str(out / "runs.csv"), "--experiment", "test", "-o", str(out / "again.csv"),
+               "--summary", str(out / "again-summary.csv")])
+    assert (out / "again.csv").read_text() == (out / "runs.csv").read_text()
+    assert "sparsity_all" in pd.read_csv(out / "again-summary.csv").columns
+
+
+@pytest.mark.parametrize("table", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("reports/**/runs.csv")))
+def test_the_committed_reports_runs_tables_still_join(table: str, tmp_path: Path) -> None:
+    experiment = pd.read_csv(ROOT / table)["experiment"].iloc[0]
+    aggregate(["--include", str(ROOT / table), "--experiment", experiment, "-o", str(tmp_path / "runs.csv"),
+               "--summary", str(tmp_path / "summary.csv")])
+    joined = pd.read_csv(tmp_path / "runs.csv")
+    assert len(joined) == len(pd.read_csv(ROOT / table)) and (joined["sparsity_all"] == joined["sparsity"]).all()
 
 
 def test_the_renderer_writes_a_pdf_and_png_with_one_panel_per_model(runs: pd.DataFrame, tmp_path: Path) -> None:

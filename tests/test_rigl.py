@@ -1,6 +1,7 @@
-"""RigL: exact per-layer counts through every update, ERK and uniform densities that add up to the
-requested sparsity, RigL's drop/grow rule and cosine schedule, grown weights that start at zero
-with no momentum, masks exactly applied during training, and the CLI's run files."""
+"""RigL: exact per-layer counts through every update, ERK and uniform densities (RigL's, with the
+first layer dense, and uniform-all) that add up to the requested sparsity, RigL's drop/grow rule
+and cosine schedule, grown weights that start at zero with no momentum, masks exactly applied
+during training, and the CLI's run files."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from elth.checkpoint import Checkpoint, build_for
 from elth.data import DeviceData, Split, info
 from elth.dst.__main__ import main
-from elth.dst.distribution import densities, layer_counts, random_mask
+from elth.dst.distribution import DISTRIBUTIONS, densities, layer_counts, random_mask
+from elth.errors import ConfigError
 from elth.dst.rigl import RigL, Schedule, stretch
 from elth.prune import Mask, prunable
 from elth.recipe import Recipe
@@ -37,15 +39,17 @@ def shapes_of(model: nn.Module) -> dict[str, torch.Size]:
 
 TINY = shapes_of(build_for("resnet8-w0.25", "fashion-mnist"))
 TINY_TOTAL = sum(s.numel() for s in TINY.values())
+STEM = "conv1.weight"  # the first prunable weight in model order: what RigL's uniform keeps dense
 
 
 @settings(max_examples=30, deadline=None)
-@given(kept=st.integers(1, TINY_TOTAL), distribution=st.sampled_from(["erk", "uniform"]))
+@given(kept=st.integers(1, TINY_TOTAL), distribution=st.sampled_from(DISTRIBUTIONS))
 def test_layer_counts_add_up_to_exactly_the_requested_weights(kept: int, distribution: str) -> None:
-    counts = layer_counts(TINY, kept, distribution)
+    assume(distribution != "uniform" or kept >= TINY[STEM].numel())
+    counts = layer_counts(TINY, kept, distribution, first=STEM)
     assert sum(counts.values()) == kept
     assert all(0 <= counts[n] <= s.numel() for n, s in TINY.items())
-    d = densities(TINY, kept, distribution)
+    d = densities(TINY, kept, distribution, first=STEM)
     assert all(abs(counts[n] - d[n] * TINY[n].numel()) < 1 + 1e-9 for n in TINY)  # each within rounding of its density
 
 
@@ -54,16 +58,35 @@ def test_erk_density_is_proportional_to_sum_over_product_of_dimensions_and_caps_
     # By hand: raw densities (10+10)/100 = 0.2 and (100+100)/10^4 = 0.02; 1,000 kept weights give
     # eps = 1000 / (0.2*100 + 0.02*10^4) = 1000/220, so 90.9 and 909.1 weights: the leftover one goes
     # to `small`, whose fractional part (0.91) is the larger.
-    assert densities(shapes, 1000, "erk") == pytest.approx({"small": 0.2 * 1000 / 220, "big": 0.02 * 1000 / 220})
-    assert layer_counts(shapes, 1000, "erk") == {"small": 91, "big": 909}
+    assert densities(shapes, 1000, "erk", first=None) == pytest.approx({"small": 0.2 * 1000 / 220,
+                                                                        "big": 0.02 * 1000 / 220})
+    assert layer_counts(shapes, 1000, "erk", first=None) == {"small": 91, "big": 909}
     # 5,000 kept: eps = 5000/220 would give `small` density 4.5, so it is dense and `big` keeps the rest.
-    assert layer_counts(shapes, 5000, "erk") == {"small": 100, "big": 4900}
-    assert layer_counts(shapes, 5050, "uniform") == {"small": 50, "big": 5000}
+    assert layer_counts(shapes, 5000, "erk", first=None) == {"small": 100, "big": 4900}
+    assert layer_counts(shapes, 5050, "uniform-all", first="small") == {"small": 50, "big": 5000}
+
+
+def test_uniform_is_rigls_with_the_first_layer_dense_and_uniform_all_prunes_it_too() -> None:
+    """google-research/rigl's README: "Uniform sparsity distribution keeps first layer dense"; its
+    ImageNet and CIFAR trainers leave the first conv unmasked by default (`first_layer_sparsity` 0:
+    "layer is not pruned or masked"; `prune_first_layer` False). elth keeps the IMP ticket's count,
+    so the other layers share what the dense stem leaves."""
+    shapes = {"stem": torch.Size([10, 10]), "a": torch.Size([100, 10]), "b": torch.Size([100, 30])}
+    # 900 of 4,100 kept: the stem's 100 dense, the other 4,000 weights at 800 / 4,000 = 0.2.
+    assert densities(shapes, 900, "uniform", first="stem") == pytest.approx({"stem": 1.0, "a": 0.2, "b": 0.2})
+    assert layer_counts(shapes, 900, "uniform", first="stem") == {"stem": 100, "a": 200, "b": 600}
+    assert densities(shapes, 900, "uniform-all", first="stem") == pytest.approx(dict.fromkeys(shapes, 900 / 4100))
+    # A stem left out of the mask (`unpruned`) is dense already: the masked layers share one density.
+    assert densities({"a": shapes["a"], "b": shapes["b"]}, 800, "uniform", first="stem") == {"a": 0.2, "b": 0.2}
+    with pytest.raises(ConfigError, match="first layer stem dense.*uniform-all or erk"):
+        densities(shapes, 99, "uniform", first="stem")
+    counts = layer_counts(TINY, round(0.1 * TINY_TOTAL), "uniform", first=STEM)
+    assert counts[STEM] == TINY[STEM].numel() and sum(counts.values()) == round(0.1 * TINY_TOTAL)
 
 
 def test_erk_on_a_resnet_gives_the_requested_total_sparsity_with_denser_small_layers() -> None:
     kept = round(0.2 * TINY_TOTAL)
-    mask = random_mask(TINY, layer_counts(TINY, kept, "erk"), torch.Generator().manual_seed(0))
+    mask = random_mask(TINY, layer_counts(TINY, kept, "erk", first=STEM), torch.Generator().manual_seed(0))
     assert mask.remaining == kept and mask.sparsity == pytest.approx(0.8, abs=1 / TINY_TOTAL)
     layers = mask.layer_sparsity()
     # The stem's (4+1+3+3)/36 is 18 times the last conv's (16+16+3+3)/2304: it keeps far more of its weights.
@@ -71,7 +94,7 @@ def test_erk_on_a_resnet_gives_the_requested_total_sparsity_with_denser_small_la
 
 
 def test_the_random_start_is_seeded_and_keeps_each_layers_count() -> None:
-    counts = layer_counts(TINY, 500, "uniform")
+    counts = layer_counts(TINY, 500, "uniform", first=STEM)
     a, b = (random_mask(TINY, counts, torch.Generator().manual_seed(3)) for _ in range(2))
     assert a == b and a != random_mask(TINY, counts, torch.Generator().manual_seed(4))
     assert {n: int(a[n].sum()) for n in a} == counts
@@ -185,7 +208,7 @@ class Recording:
 
 def test_pruned_weights_are_zero_before_every_forward_during_rigl_training() -> None:
     model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
-    counts = layer_counts(TINY, round(0.3 * TINY_TOTAL), "uniform")
+    counts = layer_counts(TINY, round(0.3 * TINY_TOTAL), "uniform", first=STEM)
     mask = random_mask(TINY, counts, torch.Generator().manual_seed(0))
     recipe = Recipe(epochs=3, batch_size=16, lr=0.1, momentum=0.9, weight_decay=1e-3, milestones=(2,))
     recording = Recording(RigL(Schedule(total_steps=18, delta_t=2)))
@@ -206,7 +229,8 @@ def test_pruned_weights_are_zero_before_every_forward_during_rigl_training() -> 
 
 def test_an_interrupted_rigl_run_resumes_to_the_same_weights_and_mask(tmp_path: Path) -> None:
     recipe = Recipe(epochs=3, batch_size=16, lr=0.1, momentum=0.9, milestones=(2,))
-    mask = random_mask(TINY, layer_counts(TINY, round(0.3 * TINY_TOTAL), "erk"), torch.Generator().manual_seed(0))
+    mask = random_mask(TINY, layer_counts(TINY, round(0.3 * TINY_TOTAL), "erk", first=STEM),
+                       torch.Generator().manual_seed(0))
 
     def run(log=None, resume: Path | None = None):
         model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
@@ -266,7 +290,13 @@ def test_the_cli_matches_a_tickets_count_and_level_at_a_multiple_of_the_epochs(f
     main(common(fashion_root, out) + ["--like", str(tmp_path / "ticket.pt"), "--multiplier", "2"])  # in-process: quicker
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["method"], summary["level"], summary["epochs"]) == ("rigl2x", 3, 4)
-    assert Checkpoint.load(out / "final.pt").mask.remaining == ticket.mask.remaining
+    final = Checkpoint.load(out / "final.pt").mask
+    assert final.remaining == ticket.mask.remaining
+    # The default distribution is RigL's uniform: the stem starts dense and, dense, is never rewired;
+    # every other layer keeps its share of the rest (RigL moves connections, never their number).
+    assert bool(final[STEM].all())
+    rest = (final.remaining - TINY[STEM].numel()) / (TINY_TOTAL - TINY[STEM].numel())
+    assert all(abs(int(final[n].sum()) - rest * final[n].numel()) < 1 for n in final if n != STEM)
 
 
 def test_the_cli_refuses_a_ticket_pruned_over_other_layers(fashion_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,4 +1,4 @@
-"""Elastic Ticket Transformations, pinned as properties against an independent reading of the specs."""
+"""Elastic Ticket Transformations, pinned to the authors' maps and the paper's words, and as properties."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from elth.prune import Mask, prunable
 from elth.recipe import Recipe
 from elth.train import train
 from elth.transform.apply import transform
-from elth.transform.spec import depth_plan
+from elth.transform.spec import Plan, depth_plan
 
 from conftest import ROOT
 
@@ -40,26 +40,26 @@ def make_ticket(model: str, seed: int = 0, density: float = 0.4, dataset: str = 
     return Checkpoint(model, dataset, 17, state, mask, {"method": "imp", "level": 3, "seed": seed})
 
 
-def reading(spec: str, n: int) -> list[int]:
-    """An independent reading of the paper's named specs for one ResNet stage of n source blocks,
-    written from the paper's words (Sec 3.1, App. A, Fig 13's note), not from the implementation."""
-    m = re.fullmatch(r"(Append|Inter|Drop) (\d+)(?:x(\d+))?", spec)
-    op, idx, times = m[1], [int(c) for c in m[2]], int(m[3] or 2)
-    blocks = list(range(n))
-    if op == "Drop":
-        return [b for b in blocks if b not in idx]
-    if op == "Append":  # B0 B1 B2 then the listed blocks again, as a group, (times - 1) more times
-        return blocks + idx * (times - 1)
-    out = []  # Inter: each listed block followed right away by its copies
-    for b in blocks:
-        out += [b] * (times if b in idx else 1)
-    return out
-
-
-CASES = [("Append 12", "resnet20", "resnet32"), ("Append 1234", "resnet32", "resnet56"), ("Inter 1234", "resnet32", "resnet56"),
-         ("Inter 12x4", "resnet20", "resnet56"), ("Append 12x3", "resnet20", "resnet44"), ("Drop 34", "resnet32", "resnet20"),
-         ("Drop 13", "resnet32", "resnet20"), ("Drop 1234", "resnet56", "resnet32"), ("Append 1", "resnet14", "resnet20"),
-         ("Inter 23x3", "resnet32", "resnet56")]
+# Per ResNet stage, the source block of every target block, each from the authors' own map for the
+# scheme (GitHub xhchrn/open_lth's scripts, the variable named) or the paper's sentence. Append
+# copies "as a whole after the last replicated block" (Sec 3.1), not at the end of the stage.
+CASES = [
+    ("Append 12", "resnet20", "resnet32", [0, 1, 2, 1, 2]),  # src14_20.sh mapping_head1 0:0;1:1,3;2:2,4
+    ("Append 12", "resnet32", "resnet44", [0, 1, 2, 1, 2, 3, 4]),  # src32.sh mapping_head2 0:0;1:1,3;2:2,4;3:5;4:6
+    ("Append 1234", "resnet32", "resnet56", [0, 1, 2, 3, 4, 1, 2, 3, 4]),  # 32to56_part1.sh mapping_head4x2
+    ("Append 12x3", "resnet32", "resnet56", [0, 1, 2, 1, 2, 1, 2, 3, 4]),  # 32to56_part2.sh mapping_head2x3
+    ("Append 23x3", "resnet32", "resnet56", [0, 1, 2, 3, 2, 3, 2, 3, 4]),  # 32to56_part2.sh mapping_middle2x3
+    ("Append 34x3", "resnet32", "resnet56", [0, 1, 2, 3, 4, 3, 4, 3, 4]),  # 32to56_part2.sh mapping_tail2x3
+    ("Append 1x5", "resnet32", "resnet56", [0, 1, 1, 1, 1, 1, 2, 3, 4]),  # 32to56_part1.sh mapping_head1x5
+    ("Append 1", "resnet14", "resnet20", [0, 1, 1]),  # src14_20.sh mapping_inter 0:0;1:1,2
+    ("Inter 1234", "resnet32", "resnet56", [0, 1, 1, 2, 2, 3, 3, 4, 4]),  # 32to56_part1.sh mapping_inter1234x2
+    ("Inter 12x4", "resnet20", "resnet56", [0, 1, 1, 1, 1, 2, 2, 2, 2]),  # src14_20.sh mapping_inter4
+    ("Inter 23x3", "resnet32", "resnet56", [0, 1, 2, 2, 2, 3, 3, 3, 4]),  # 32to56_part2.sh mapping_inter23x3
+    ("Drop 34", "resnet32", "resnet20", [0, 1, 2]),  # src32.sh mapping_tail2 0:0;1:1;2:2
+    ("Drop 13", "resnet32", "resnet20", [0, 2, 4]),  # src32.sh mapping_inter24 0:0;2:1;4:2
+    ("Drop 1234", "resnet56", "resnet32", [0, 5, 6, 7, 8]),  # 56to32_part2.sh mapping_headx4
+    ("Drop 1357", "resnet56", "resnet32", [0, 2, 4, 6, 8]),  # 56to32_part1.sh mapping_inter2468
+]
 
 
 def unit_state(ticket: Checkpoint, prefix: str) -> dict[str, torch.Tensor]:
@@ -70,12 +70,11 @@ def unit_mask(ticket: Checkpoint, prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in ticket.mask.items() if k.startswith(prefix)}
 
 
-@pytest.mark.parametrize("spec,source,target", CASES)
-def test_every_target_block_equals_the_source_block_the_spec_names(spec: str, source: str, target: str) -> None:
-    src = make_ticket(source.replace("resnet", "resnet") + "-w0.25")
+@pytest.mark.parametrize("spec,source,target,expected", CASES)
+def test_every_target_block_equals_the_source_block_the_authors_map_names(spec: str, source: str, target: str,
+                                                                         expected: list[int]) -> None:
+    src = make_ticket(source + "-w0.25")
     out, _, _ = transform(src, target + "-w0.25", spec)
-    n = (int(source[6:]) - 2) // 6
-    expected = reading(spec, n)
     for stage in (1, 2, 3):
         for j, i in enumerate(expected):
             got, want = unit_state(out, f"layer{stage}.{j}."), unit_state(src, f"layer{stage}.{i}.")
@@ -124,6 +123,54 @@ def test_append_and_inter_agree_when_one_block_is_replicated_once() -> None:
     assert all(torch.equal(a.state[k], b.state[k]) for k in a.state) and a.mask == b.mask
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 9), data=st.data())
+def test_append_of_one_block_is_inter_of_that_block(n: int, data: st.DataObject) -> None:
+    """Sec 4.1: "appending interpolating the first block yields the same resulting model"; so for any one block."""
+    i = data.draw(st.integers(1, n - 1), label="block")
+    times = data.draw(st.integers(2, 5), label="times")
+    source, target = f"resnet{6 * n + 2}", f"resnet{6 * (n + times - 1) + 2}"
+    assert depth_plan(f"Append {i}x{times}", source, target) == depth_plan(f"Inter {i}x{times}", source, target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(3, 9), data=st.data())
+def test_an_append_whose_group_ends_at_the_stages_last_block_copies_it_after_the_stage(n: int,
+                                                                                     data: st.DataObject) -> None:
+    """After the last replicated block is, for a group holding the stage's last block, the stage's end."""
+    idx = data.draw(st.lists(st.integers(1, n - 2), max_size=n - 2, unique=True).map(sorted), label="others") + [n - 1]
+    times = data.draw(st.integers(2, 3), label="times")
+    target = f"resnet{6 * (n + len(idx) * (times - 1)) + 2}"
+    plan = depth_plan(f"Append {'.'.join(map(str, idx))}x{times}", f"resnet{6 * n + 2}", target)
+    assert list(plan.stages[0]) == list(range(n)) + idx * (times - 1)
+
+
+ROUND_TRIP_MODELS = {
+    "cifar-resnet": ["resnet8", "resnet14", "resnet20", "resnet32", "resnet44"],
+    "vgg": ["vgg11", "vgg13", "vgg16", "vgg19", "vgg13-fc2", "vgg16-fc3", "vgg19-fc5"],
+    "mlp": ["mlp1", "mlp2", "mlp3", "mlp5"],
+    "imagenet-resnet": ["imagenet-resnet18", "imagenet-resnet26", "imagenet-resnet34", "imagenet-resnet-1-3-2-5"],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(family=st.sampled_from(sorted(ROUND_TRIP_MODELS)), data=st.data())
+def test_every_plan_parses_back_from_its_explicit_form(family: str, data: st.DataObject) -> None:
+    """What ticket.json saves as `plan` (Plan.explicit()) is a spec that reads back into the same plan,
+    for any valid plan of any family: each elastic target unit copies any elastic source unit."""
+    source = data.draw(st.sampled_from(ROUND_TRIP_MODELS[family]), label="source")
+    target = data.draw(st.sampled_from(ROUND_TRIP_MODELS[family]), label="target")
+    stages = []
+    for fixed, tfixed in zip(layout(source), layout(target)):
+        elastic = [i for i, f in enumerate(fixed) if not f]
+        if any(not f for f in tfixed) and not elastic:
+            return  # no plan exists: a target elastic unit has nothing to copy
+        stages.append(tuple(j if f else data.draw(st.sampled_from(elastic)) for j, f in enumerate(tfixed)))
+    random = data.draw(st.booleans(), label="random")
+    plan = Plan(tuple(stages), random)
+    assert depth_plan(plan.explicit(), source, target) == plan
+
+
 @pytest.mark.parametrize("spec,source,target,depths", [
     ("default", "resnet20", "resnet56", [(0, 1, 2, 1, 2, 1, 2, 1, 2)] * 3),
     ("default", "resnet56", "resnet20", [(0, 1, 2)] * 3),
@@ -131,10 +178,19 @@ def test_append_and_inter_agree_when_one_block_is_replicated_once() -> None:
     ("Inter 12x2, Append", "resnet20", "resnet56", [(0, 1, 1, 2, 2, 1, 1, 2, 2)] * 3),
     ("default", "imagenet-resnet18", "imagenet-resnet34", [(0, 1, 1), (0, 1, 1, 1), (0, 1, 1, 1, 1, 1), (0, 1, 1)]),
     ("default", "imagenet-resnet34", "imagenet-resnet18", [(0, 1)] * 4),
-    ("default", "imagenet-resnet-2-3-4-3", "imagenet-resnet34", [(0, 1, 1), (0, 1, 2, 1), (0, 1, 2, 3, 1, 2), (0, 1, 2)]),
-    ("Append 1 | Append 2 | default", "resnet20", "resnet26", [(0, 1, 2, 1), (0, 1, 2, 2), (0, 1, 2, 1)]),
+    # image_exp_src26.sh's mapping_head, the App. A default: 0:0;1:1,2|0:0;1:1,2;2:3|0:0;1:1,3;2:2,4;3:5|0:0;1:1;2:2
+    ("default", "imagenet-resnet26", "imagenet-resnet34", [(0, 1, 1), (0, 1, 1, 2), (0, 1, 2, 1, 2, 3), (0, 1, 2)]),
+    ("default", "resnet32", "resnet44", [(0, 1, 2, 1, 2, 3, 4)] * 3),  # src32.sh mapping_head2
+    ("default", "resnet44", "resnet56", [(0, 1, 2, 1, 2, 3, 4, 5, 6)] * 3),  # src44.sh mapping_head
+    ("default", "mlp3", "mlp4", [(0, 1, 1, 2)]),  # mnist_mlp_results.sh 0:0;1:1,2;2:3
+    ("Append 1 | Append 2 | default", "resnet20", "resnet26", [(0, 1, 1, 2), (0, 1, 2, 2), (0, 1, 1, 2)]),
     ("0:0;1:1,3;2:2,4", "resnet20", "resnet32", [(0, 1, 2, 1, 2)] * 3),
-    ("default", "vgg16", "vgg19", [(0, 1), (0, 1), (0, 1, 2, 1), (0, 1, 2, 1), (0, 1, 2, 1), ()]),
+    # cifar_vgg_src16.sh: 0:0;1:1|0:0;1:1|0:0;1:1,2;2:3|0:0;1:1,2;2:3|0:0;1:1,2;2:3
+    ("default", "vgg16", "vgg19", [(0, 1), (0, 1), (0, 1, 1, 2), (0, 1, 1, 2), (0, 1, 1, 2), ()]),
+    ("0:0;1:1|0:0;1:1|0:0;1:1,2;2:3|0:0;1:1,2;2:3|0:0;1:1,2;2:3", "vgg16", "vgg19",
+     [(0, 1), (0, 1), (0, 1, 1, 2), (0, 1, 1, 2), (0, 1, 1, 2), ()]),  # five parts: the head carried over
+    ("0:0,2;2:4,6", "vgg13-fc3", "vgg13-fc5", [(0, 1)] * 5 + [(0, 0, 1, 1)]),  # cifar_vggnfc_change_depth.sh
+    ("default", "vgg13-fc3", "vgg13-fc5", [(0, 1)] * 5 + [(0, 1, 0, 1)]),  # App. A's Append 01
     ("default", "vgg13-fc2", "vgg13-fc5", [(0, 1)] * 5 + [(0, 0, 0, 0)]),
     ("default", "mlp2", "mlp4", [(0, 1, 1, 1)]),
     ("default", "mlp4", "mlp2", [(0, 1)]),
@@ -159,6 +215,44 @@ def test_random_control_permutes_only_the_replicas_masks() -> None:
     for k in changed:  # a permutation: the layer's count is kept
         assert int(plain.mask[k].sum()) == int(rand.mask[k].sum())
     assert all(torch.equal(plain.state[k], rand.state[k]) for k in plain.state)
+
+
+def test_the_random_control_from_the_pruned_model_starts_the_replicas_newly_kept_weights_at_zero() -> None:
+    """lottery/branch/change_depth_random_mask.py (xhchrn/open_lth): the source state is loaded from
+    the level's saved pruned model (rewind weights x IMP mask) and mapped; only the copies' masks
+    are permuted, so the weights they newly keep start at 0 and every other unit trains as before."""
+    src = make_ticket("resnet32-w0.25")
+    plain, _, _ = transform(src, "resnet56-w0.25", "Inter 1234")
+    rewound, _, _ = transform(src, "resnet56-w0.25", "Inter 1234 - Random", seed=3)
+    pruned, _, _ = transform(src, "resnet56-w0.25", "Inter 1234 - Random", seed=3, random_start="pruned")
+    assert pruned.mask == rewound.mask
+    assert (pruned.meta["random_start"], rewound.meta["random_start"]) == ("pruned", "rewind")
+    assert all(torch.equal(plain.state[k], rewound.state[k]) for k in plain.state)  # rewind: today's start
+    zeros = newly = 0
+    for k, kept in pruned.mask.items():
+        new = kept & ~plain.mask[k]
+        if not re.match(r"layer\d\.[2468]\.", k):  # not a replica: its mask and the weights it keeps are untouched
+            assert not new.any() and torch.equal(pruned.state[k] * kept, plain.state[k] * kept)
+        assert bool((pruned.state[k][new] == 0).all())
+        assert torch.equal(pruned.state[k][kept & plain.mask[k]], plain.state[k][kept & plain.mask[k]])
+        zeros += int((pruned.state[k][kept] == 0).sum())
+        newly += int(new.sum())
+    assert zeros == newly > 0  # the count the masks imply (make_ticket's weights are nonzero)
+    assert all(torch.equal(pruned.state[k], v) for k, v in plain.state.items() if k not in plain.mask)
+    unchanged, _, _ = transform(src, "resnet56-w0.25", "Inter 1234", random_start="pruned")
+    assert unchanged.mask == plain.mask and "random_start" not in unchanged.meta  # no permutation: no random start
+
+
+def test_the_cli_takes_the_random_start_and_writes_it_into_the_tickets_json(tmp_path: Path) -> None:
+    from elth.transform.__main__ import main
+
+    make_ticket("resnet20-w0.25").save(tmp_path / "src.pt", "ticket")
+    main([str(tmp_path / "src.pt"), "--to", "resnet32-w0.25", "--spec", "Append 12 - Random",
+          "--random-start", "pruned", "-o", str(tmp_path / "out.pt")])
+    assert __import__("json").loads((tmp_path / "out.json").read_text())["random_start"] == "pruned"
+    out = Checkpoint.load(tmp_path / "out.pt", "ticket")
+    assert all(bool((out.state[k][m] != 0).all()) for k, m in out.mask.items() if not re.match(r"layer\d\.[34]\.", k))
+    assert any(bool((out.state[k][m] == 0).any()) for k, m in out.mask.items())  # a replica's newly kept weight
 
 
 def test_a_transformed_ticket_trains_with_its_pruned_weights_at_zero() -> None:
@@ -231,6 +325,10 @@ def test_gaussian_widening_adds_noise_to_weights_not_masks_and_permute_keeps_pai
     ("Stretch 12", "resnet20", "resnet32", "cannot read step"),
     ("default", "vgg11", "vgg13", "no replicable unit"),
     ("default", "mlp1", "mlp2", "no replicable unit"),
+    ("0:0,1", "vgg13-fc2", "vgg13-fc3", "slot 1 is a ReLU"),
+    ("0:0,2", "vgg13-fc2", "vgg16-fc3", "maps the classifier only, but the conv stages differ"),
+    ("0:0;1:1|0:0;1:1|0:0;1:1|0:0;1:1|0:0;1:1", "vgg13-fc2", "vgg13-fc3", "add a sixth part"),
+    ("| default", "vgg13", "vgg13", "has 2 per-stage parts"),
 ])
 def test_bad_specs_say_what_is_wrong_and_what_would_work(spec: str, source: str, target: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -64,14 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--seed", type=int, required=True, help="seeds the init, the data order and (with the level) the random mask")
     p.add_argument("--recipe", required=True, help="the model's training recipe as JSON (see config.yaml)")
-    p.add_argument("--data", default="{}", help="dataset options as JSON: root, download, train_subset, augment")
+    p.add_argument("--data", default="{}",
+                   help="dataset options as JSON: root, download, train_subset, augment, normalize, last_batch")
     goal = p.add_mutually_exclusive_group(required=True)
     goal.add_argument("--sparsity", type=float, help="the fraction of prunable weights to keep at zero")
     goal.add_argument("--like", help="a ticket of the same model: run at its sparsity, with as many kept weights")
     p.add_argument("--level", type=int, help="the IMP level recorded in the results (default: the --like ticket's, else 0)")
     p.add_argument("--unpruned", nargs="*", default=[], help="globs of weights kept dense, e.g. fc.weight (as for IMP)")
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default="uniform",
-                   help="per-layer densities: uniform (default; the paper's RigL FLOPs, 1.30x at 5x, imply it) or erk")
+                   help="per-layer densities: uniform (RigL's: the first layer dense, the rest at one density), "
+                        "uniform-all (every layer at one density) or erk")
     p.add_argument("--delta-t", type=int, default=100, help="steps between mask updates (RigL's ΔT)")
     p.add_argument("--alpha", type=float, default=0.3, help="initial drop fraction, decayed to 0 by a cosine")
     p.add_argument("--stop", type=float, default=0.75, help="fraction of training after which the mask is fixed")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     shapes = {n: params[n].shape for n in prunable(model, args.unpruned)}
     remaining, reference, level = kept_weights(shapes, args.like, args.sparsity, args.model, args.dataset, args.unpruned)
     level = level if args.level is None else args.level
-    counts = layer_counts(shapes, remaining, args.distribution)
+    counts = layer_counts(shapes, remaining, args.distribution, first=prunable(model)[0])
     mask = random_mask(shapes, counts, torch.Generator().manual_seed(MASK_STREAM + 1000 * args.seed + level))
     model.to(device)
 

@@ -7,32 +7,44 @@ after Frankle et al. 2020b), every baseline is applied to the rewind weights, no
 
 - `reinit`: the IMP mask; the weights are re-drawn from the model's initialiser (in place), with
   a seed stream of their own.
-- `random`: the IMP mask permuted within each layer, so per-layer sparsities are kept.
+- `random`: the IMP mask permuted within each layer, so per-layer sparsities are kept. Where its
+  weights start (`RANDOM_STARTS` in elth/prune/mask.py) is the caller's choice (elth/baseline.py).
 - `magnitude`: one-shot global magnitude pruning of the rewind weights.
 - `snip` (Lee et al. 2019): keep the largest |g * w|, g summed over the given mini-batches.
-- `grasp` (Wang et al. 2020): score -w * Hg, with Hg the Hessian-gradient product by double
-  backprop and logits divided by the original's temperature 200; the highest scores are removed
-  (the original's sign convention; ElasticLTH's port ranks |score| instead).
+- `grasp` (Wang et al. 2020): S = -w * Hg, with Hg the Hessian-gradient product by double backprop
+  and logits divided by the original's temperature 200. `ranking="wang"` removes the highest S, as
+  Wang et al. do; `ranking="elasticlth"` keeps the largest |S|, as the authors' port
+  (pruning/grasp_global.py of VITA-Group/ElasticLTH) does: it keeps the weights of the highest S,
+  the ones Wang et al. remove first, and removes those of S near 0.
 - `synflow` (Tanaka et al. 2020): data-free and iterative: on |w|, with an all-ones input, score
   |w * dR/dw| for R the sum of the output, and prune in `iterations` rounds to densities
   d^(k/iterations), as the paper's exponential schedule does.
+
+SNIP and GraSP score with the model in `mode` `train` (batch statistics: the default, the mode a
+network is built in, as both methods were made to score one at its init) or `eval` (the rewind
+point's BN running statistics, which scoring then leaves untouched: how the authors' ports ran,
+training/train.py's `accumulate` and `grasp`). Their batches are any re-iterable: GraSP reads them
+twice, so a one-shot iterator is refused.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from elth.errors import ConfigError
 from elth.models.init import initialize
 from elth.prune.magnitude import keep_top
 from elth.prune.mask import Mask
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 GRASP_TEMPERATURE = 200.0
+MODES = ("train", "eval")
+GRASP_RANKINGS = ("wang", "elasticlth")
 
 
 def _params(model: nn.Module, reference: Mask) -> dict[str, Tensor]:
@@ -66,17 +78,27 @@ def _gradients(model: nn.Module, weights: dict[str, Tensor], batches: Batches) -
     return grads
 
 
-def snip(model: nn.Module, reference: Mask, batches: Batches, generator: torch.Generator) -> Mask:
-    model.train()
+def _set_mode(model: nn.Module, mode: str) -> None:
+    """Put `model` in the scoring mode: in `eval`, BN normalises by (and keeps) its running statistics."""
+    if mode not in MODES:
+        raise ConfigError(f"scoring mode {mode!r}: expected one of {MODES}")
+    model.train(mode == "train")
+
+
+def snip(model: nn.Module, reference: Mask, batches: Batches, generator: torch.Generator, mode: str = "train") -> Mask:
+    _set_mode(model, mode)
     weights = _params(model, reference)
     grads = _gradients(model, weights, batches)
     return keep_top({n: (grads[n] * w).abs() for n, w in weights.items()}, reference.remaining)
 
 
-def grasp_scores(model: nn.Module, weights: dict[str, Tensor], batches: list[tuple[Tensor, Tensor]],
+def grasp_scores(model: nn.Module, weights: dict[str, Tensor], batches: Batches,
                  temperature: float = GRASP_TEMPERATURE) -> dict[str, Tensor]:
     """-w * Hg (Wang et al. 2020, Alg. 1): g = dL/dw summed over the batches (no graph), then
-    Hg = d(g . dL/dw)/dw by double backprop, with logits divided by `temperature`."""
+    Hg = d(g . dL/dw)/dw by double backprop, with logits divided by `temperature`. Reads `batches`
+    twice, one pass per product, so a whole epoch never has to be held in memory."""
+    if isinstance(batches, Iterator):
+        raise TypeError("GraSP reads its batches twice: pass a list or a re-iterable, not a one-shot iterator")
     params = list(weights.values())
     g = [torch.zeros_like(p) for p in params]
     for x, y in batches:
@@ -93,11 +115,17 @@ def grasp_scores(model: nn.Module, weights: dict[str, Tensor], batches: list[tup
     return {n: -(w.detach() * h) for (n, w), h in zip(weights.items(), hg)}
 
 
-def grasp(model: nn.Module, reference: Mask, batches: Batches, generator: torch.Generator) -> Mask:
-    model.train()
-    scores = grasp_scores(model, _params(model, reference), list(batches))
-    # GraSP removes the highest scores: keeping the lowest is keeping the top of -score.
-    return keep_top({n: -s for n, s in scores.items()}, reference.remaining)
+def grasp(model: nn.Module, reference: Mask, batches: Batches, generator: torch.Generator, mode: str = "train",
+          ranking: str = "wang") -> Mask:
+    if ranking not in GRASP_RANKINGS:
+        raise ConfigError(f"GraSP ranking {ranking!r}: expected one of {GRASP_RANKINGS}")
+    _set_mode(model, mode)
+    scores = grasp_scores(model, _params(model, reference), batches)
+    if ranking == "wang":
+        # Wang et al. remove the highest scores: keeping the lowest is keeping the top of -score.
+        return keep_top({n: -s for n, s in scores.items()}, reference.remaining)
+    # The port divides w * Hg by |sum| before ranking |score|: a positive factor, which changes no rank.
+    return keep_top({n: s.abs() for n, s in scores.items()}, reference.remaining)
 
 
 def synflow(model: nn.Module, reference: Mask, batches: Batches, generator: torch.Generator,

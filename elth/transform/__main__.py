@@ -10,6 +10,7 @@ import argparse
 
 from elth.checkpoint import Checkpoint
 from elth.errors import CheckpointError, cli_errors
+from elth.prune.mask import RANDOM_STARTS
 from elth.transform.apply import transform
 from elth.transform.spec import Plan
 
@@ -17,7 +18,7 @@ from elth.transform.spec import Plan
 def describe(plan, mapping: dict[str, str]) -> str:
     if isinstance(plan, Plan):
         lines = [f"stage {s}: " + " ".join(f"{j}<-{i}" for j, i in enumerate(stage)) for s, stage in enumerate(plan.stages)]
-        lines.append(f"explicit map: {plan.explicit()}" + ("  (replicas' masks permuted)" if plan.random else ""))
+        lines.append(f"explicit map: {plan.explicit()}")
         return "\n".join(lines)
     changed = sum(1 for k, v in mapping.items() if k != v)
     return f"width {plan.mode}" + (f" (std {plan.std})" if plan.mode == "gaussian" else "") + f": {changed} tensors resized"
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scheme", help="a name for the scheme in results (default: the spec)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed: with --level, seeds the random control and width noise")
     p.add_argument("--level", type=int, default=0, help="the IMP level, so each level draws its own randomness")
+    p.add_argument("--random-start", choices=RANDOM_STARTS, default="rewind",
+                   help="a ' - Random' spec's weights: the rewind weights, or them times the source's IMP mask "
+                        "(the authors' code), so the replicas' newly kept weights start at 0")
     p.add_argument("--source", help="refuse the ticket unless it is of this model")
     p.add_argument("--dataset", help="refuse the ticket unless it was made on this dataset")
     p.add_argument("-o", "--out", required=True, help="the target ticket; its JSON goes beside it")
@@ -40,10 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     source = Checkpoint.load(args.ticket, "ticket", model=args.source, dataset=args.dataset)
     if source.mask is None:
         raise CheckpointError(f"{args.ticket}: has no mask")
-    ticket, mapping, plan = transform(source, args.target, args.spec, 1000 * args.seed + args.level)
+    ticket, mapping, plan = transform(source, args.target, args.spec, 1000 * args.seed + args.level, args.random_start)
     ticket.meta.update({"method": "ett", "source": source.model, "scheme": args.scheme or args.spec, "spec": args.spec,
                         "source_sparsity": source.mask.sparsity})
-    ticket.save_ticket(args.out, plan=plan.explicit() if isinstance(plan, Plan) else f"width {plan.mode}", mapping=mapping)
+    ticket.save_ticket(args.out, plan=plan.explicit(), mapping=mapping)
     print(f"{source.model} -> {args.target} by {args.spec!r}")
     print(describe(plan, mapping))
     print(f"sparsity: {source.mask.sparsity:.4%} before, {ticket.mask.sparsity:.4%} after "

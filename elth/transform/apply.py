@@ -8,11 +8,13 @@ from elth.transform.spec import Plan, WidthPlan, plan_for
 from elth.transform.width import widen_or_shrink
 
 
-def transform(ticket: Checkpoint, target: str, spec: str, seed: int = 0) -> tuple[Checkpoint, dict[str, str], Plan | WidthPlan]:
-    """The ticket `spec` makes of `ticket` on model `target`, its key mapping, and the plan."""
+def transform(ticket: Checkpoint, target: str, spec: str, seed: int = 0,
+              random_start: str = "rewind") -> tuple[Checkpoint, dict[str, str], Plan | WidthPlan]:
+    """The ticket `spec` makes of `ticket` on model `target`, its key mapping, and the plan.
+    `random_start` (elth/prune/mask.py's RANDOM_STARTS) matters to ` - Random` depth specs alone."""
     plan = plan_for(spec, ticket.model, target)
     if isinstance(plan, WidthPlan):
         out, mapping = widen_or_shrink(ticket, target, plan, seed)
     else:
-        out, mapping = stretch_or_squeeze(ticket, target, plan, seed)
+        out, mapping = stretch_or_squeeze(ticket, target, plan, seed, random_start)
     return out, mapping, plan

@@ -6,6 +6,11 @@ outside every unit (stem, head) is taken as it is. Weights, biases, BN affine pa
 running statistics and `num_batches_tracked` all travel; nothing is initialised at random. The
 returned mapping lists every (target key, source key) pair, so the transformation is printable
 and is saved beside the ticket.
+
+A ` - Random` plan permutes the masks of the replicated copies; `random_start` says where their
+weights start (elth/prune/mask.py's RANDOM_STARTS): `rewind` copies the source's rewind weights
+as they are; `pruned` copies them times the source's IMP mask, as the authors' random-mask branch
+loads the level's pruned model, so the positions a permuted mask newly keeps start at 0.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from __future__ import annotations
 import torch
 
 from elth.checkpoint import Checkpoint, build_for
-from elth.errors import CheckpointError
-from elth.prune.mask import Mask
+from elth.errors import CheckpointError, ConfigError
+from elth.prune.mask import RANDOM_STARTS, Mask
 from elth.transform.spec import Plan
 
 
@@ -35,17 +40,22 @@ def key_map(source_model, target_model, plan: Plan) -> dict[str, str]:
     return mapping
 
 
-def stretch_or_squeeze(ticket: Checkpoint, target: str, plan: Plan, seed: int = 0) -> tuple[Checkpoint, dict[str, str]]:
+def stretch_or_squeeze(ticket: Checkpoint, target: str, plan: Plan, seed: int = 0,
+                       random_start: str = "rewind") -> tuple[Checkpoint, dict[str, str]]:
     """Map a source ticket onto `target` by `plan`; return the target ticket and its key mapping."""
+    if random_start not in RANDOM_STARTS:
+        raise ConfigError(f"random start {random_start!r}: expected one of {RANDOM_STARTS}")
+    pruned = plan.random and random_start == "pruned" and ticket.mask is not None
+    source = ticket.mask.applied(ticket.state) if pruned else ticket.state
     source_model = build_for(ticket.model, ticket.dataset)
     target_model = build_for(target, ticket.dataset)
     mapping = key_map(source_model, target_model, plan)
     expected = target_model.state_dict()
     state = {}
     for key, src_key in mapping.items():
-        if src_key not in ticket.state:
+        if src_key not in source:
             raise CheckpointError(f"{ticket.model} ticket has no {src_key!r}, which {target}'s {key!r} needs")
-        value = ticket.state[src_key]
+        value = source[src_key]
         if value.shape != expected[key].shape:
             raise CheckpointError(f"{target}'s {key} has shape {tuple(expected[key].shape)} but its source {src_key} in "
                                   f"{ticket.model} has {tuple(value.shape)}: the channels do not match")
@@ -56,7 +66,8 @@ def stretch_or_squeeze(ticket: Checkpoint, target: str, plan: Plan, seed: int = 
         mask = Mask({k: ticket.mask[v].clone() for k, v in masked.items()})
         if plan.random:
             mask = _shuffle_replicas(mask, target_model, plan, seed)
-    return Checkpoint(target, ticket.dataset, ticket.step, state, mask, dict(ticket.meta)), mapping
+    meta = {**ticket.meta, "random_start": random_start} if plan.random else dict(ticket.meta)
+    return Checkpoint(target, ticket.dataset, ticket.step, state, mask, meta), mapping
 
 
 def _shuffle_replicas(mask: Mask, target_model, plan: Plan, seed: int) -> Mask:

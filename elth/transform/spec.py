@@ -4,11 +4,15 @@ A plan says, for every stage, which source unit each target unit copies: `plan[s
 target unit j of stage s takes every tensor of source unit i of stage s. Specs name plans the way
 the paper does (App. A, Figs 4, 5, 9-13):
 
-- `Append 12`: after the last source block, the listed blocks follow again as a whole
-  (B0 B1 B2 B1 B2). `Append` alone appends every elastic block.
-- `Inter 1234`: each listed block is followed right away by its copy (B0 B1 B1 B2 B2 ...).
+- `Append 12`: the listed blocks are copied again, as a whole, right after the last of them (the
+  paper, Sec 3.1: the replicated blocks "are appended as a whole after the last replicated block"):
+  ResNet-32's B0..B4 become B0 B1 B2 B1 B2 B3 B4, as the authors' map `0:0;1:1,3;2:2,4;3:5;4:6`.
+  `Append` alone appends every elastic block (after the stage's last, where the two readings meet).
+- `Inter 1234`: each listed block is followed right away by its copy (B0 B1 B1 B2 B2 ...). For one
+  block, Append and Inter are the same (Sec 4.1: "appending interpolating the first block yields
+  the same resulting model").
 - `xm` after the indices: each listed block appears m times in all (`Inter 12x4`: B1 B1 B1 B1
-  B2 B2 B2 B2; `Append 12x3`: B0 B1 B2 B1 B2 B1 B2). Without it, m = 2.
+  B2 B2 B2 B2; `Append 12x3` from ResNet-32: B0 B1 B2 B1 B2 B1 B2 B3 B4). Without it, m = 2.
 - `Drop 34`: remove the listed source blocks.
 - Steps compose left to right with commas: `Inter 12x2, Append` interpolates, then appends the
   result (B0 B1 B1 B2 B2 B1 B1 B2 B2). Indices always name source blocks.
@@ -18,6 +22,15 @@ the paper does (App. A, Figs 4, 5, 9-13):
   as many distinct blocks as possible, as few times as possible; to squeeze, drop the latest.
 - `0:0;1:1,3;2:2,4`: the original code's explicit map, source index to target positions.
 - One spec serves every stage; `|` separates per-stage specs (`Append 1 | Append 12 | default`).
+  A target stage without units (a VGG's classifier with one linear layer) takes an empty part.
+
+The authors' scripts replay verbatim. A VGG map of five `|` parts (their form: the conv stages)
+carries the classifier over unchanged when source and target have the same head. A VGG map of one
+explicit part is their VGG-FC form (`cifar_vggnfc_change_depth.sh`): it maps the classifier only
+and counts the slots of their classifier's `nn.Sequential`, where Linear and ReLU alternate, so
+Linear layer k is slot 2k (`0:0,2;2:4,6` is elth's `0:0,1;1:2,3`); an odd slot is refused with
+the layer-index form in the message. Every plan's explicit form (`Plan.explicit`, saved in each
+ETT's ticket.json) parses back to the same plan.
 
 Indices are digits (`1234`), or dot-separated when one exceeds 9 (`1.2.10`). Block 0 of a ResNet
 stage, the first conv after a VGG pooling, and an MLP's input layer are fixed: they are never
@@ -46,14 +59,16 @@ class Plan:
     random: bool = False
 
     def explicit(self) -> str:
-        """The plan in the original code's explicit form, one `src:dst,...` map per stage."""
+        """The plan in the original code's explicit form, one `src:dst,...` map per stage (empty for a
+        stage without units), with ` - Random` when the replicas' masks are permuted: the spec
+        that `depth_plan` reads back into this plan."""
         maps = []
         for stage in self.stages:
             targets: dict[int, list[int]] = {}
             for j, i in enumerate(stage):
                 targets.setdefault(i, []).append(j)
             maps.append(";".join(f"{i}:{','.join(map(str, js))}" for i, js in sorted(targets.items())))
-        return " | ".join(maps)
+        return " | ".join(maps) + (" - Random" if self.random else "")
 
     def replicas(self, stage: int) -> list[int]:
         """Target positions in `stage` that repeat a source unit already used earlier in the stage."""
@@ -75,7 +90,9 @@ def _name(indices: list[int]) -> str:
 
 
 def default_stage(fixed: tuple[bool, ...], n_target: int) -> list[int]:
-    """App. A's default for one stage: append earliest elastic blocks round-robin, or drop the latest."""
+    """App. A's default for one stage: to stretch, the earliest elastic blocks round-robin (as many
+    distinct blocks as possible, as few times as possible), appended as a whole right after the
+    last block they replicate; to squeeze, keep the first `n_target` blocks (drop the latest)."""
     n_source = len(fixed)
     if n_target <= n_source:
         return list(range(n_target))
@@ -83,7 +100,9 @@ def default_stage(fixed: tuple[bool, ...], n_target: int) -> list[int]:
     extra = n_target - n_source
     if not elastic:
         raise ConfigError("has no replicable unit (its only units are fixed)")
-    return list(range(n_source)) + [elastic[k % len(elastic)] for k in range(extra)]
+    copies = [elastic[k % len(elastic)] for k in range(extra)]
+    end = max(copies) + 1
+    return list(range(end)) + copies + list(range(end, n_source))
 
 
 def default_name(fixed: tuple[bool, ...], n_target: int) -> str:
@@ -100,6 +119,16 @@ def default_name(fixed: tuple[bool, ...], n_target: int) -> str:
     if elastic and extra % len(elastic) == 0:
         return f"Append {_name(elastic)}x{1 + extra // len(elastic)}"
     return Plan((tuple(default_stage(fixed, n_target)),)).explicit()
+
+
+def _append(seq: list[int], picked: set[int], times: int) -> list[int]:
+    """`seq` with its picked blocks, in their order, repeated as a whole `times - 1` more times right
+    after the last of them (Sec 3.1: "appended as a whole after the last replicated block")."""
+    group = [i for i in seq if i in picked]
+    if not group:
+        return seq
+    end = max(j for j, i in enumerate(seq) if i in picked) + 1
+    return seq[:end] + group * (times - 1) + seq[end:]
 
 
 def _apply_steps(text: str, fixed: tuple[bool, ...]) -> list[int]:
@@ -123,7 +152,7 @@ def _apply_steps(text: str, fixed: tuple[bool, ...]) -> list[int]:
                                   f"layer); only {[j for j, f in enumerate(fixed) if not f]} may be replicated or dropped")
         picked = {i for i, f in enumerate(fixed) if not f and (chosen is None or i in chosen)}
         if op == "append":
-            seq += [i for i in seq if i in picked] * (times - 1)
+            seq = _append(seq, picked, times)
         elif op == "inter":
             seq = [k for i in seq for k in ([i] * times if i in picked else [i])]
         else:
@@ -164,15 +193,16 @@ def depth_plan(spec: str, source: str, target: str) -> Plan:
     text = spec.strip()
     random = bool(_RANDOM.search(text))
     text = _RANDOM.sub("", text)
-    parts = [p.strip() for p in text.split("|")]
-    if len(parts) not in (1, len(src_layout)):
-        raise ConfigError(f"spec {spec!r} has {len(parts)} per-stage parts; {source} has {len(src_layout)} stages")
-    parts = parts * len(src_layout) if len(parts) == 1 else parts
+    parts = _stage_parts(spec, text, src.family, src_layout, tgt_layout)
     stages = []
     for s, (part, fixed, tfixed) in enumerate(zip(parts, src_layout, tgt_layout)):
         where = f"spec {spec!r}, stage {s} ({source}: {len(fixed)} units -> {target}: {len(tfixed)})"
         try:
-            if part.lower() == "default":
+            if not part:
+                if tfixed:
+                    raise ConfigError("an empty part is only for a target stage without units; write 'default' or a map")
+                seq = []
+            elif part.lower() == "default":
                 seq = default_stage(fixed, len(tfixed))
             elif _MAP.fullmatch(part.replace(" ", "")):
                 seq = _explicit_stage(part.replace(" ", ""), len(fixed), len(tfixed))
@@ -191,6 +221,43 @@ def depth_plan(spec: str, source: str, target: str) -> Plan:
                 raise ConfigError(f"{where}: target unit {j} would copy fixed unit {i}, whose shape differs")
         stages.append(tuple(seq))
     return Plan(tuple(stages), random)
+
+
+def _stage_parts(spec: str, text: str, family: str, src_layout: tuple, tgt_layout: tuple) -> list[str]:
+    """One spec text per stage. Besides one part for every stage or one per stage, a VGG takes the
+    authors' two forms: five parts (the conv stages; the classifier carried over when source and
+    target have the same head) and one explicit map of their VGG-FC classifier slots."""
+    parts = [p.strip() for p in text.split("|")]
+    n = len(src_layout)
+    if family == "vgg" and len(parts) == n - 1:
+        if len(src_layout[-1]) != len(tgt_layout[-1]):
+            raise ConfigError(f"spec {spec!r} maps the {n - 1} conv stages only, but the classifier changes from "
+                              f"{len(src_layout[-1])} to {len(tgt_layout[-1])} hidden linear layers: add a sixth "
+                              "part for it (e.g. '| default')")
+        return parts + ["default"]
+    if family == "vgg" and len(parts) == 1 and _MAP.fullmatch(parts[0].replace(" ", "")):
+        return _vgg_fc_parts(spec, parts[0].replace(" ", ""), src_layout, tgt_layout)
+    if len(parts) not in (1, n):
+        raise ConfigError(f"spec {spec!r} has {len(parts)} per-stage parts; the models have {n} stages")
+    return parts * n if len(parts) == 1 else parts
+
+
+def _vgg_fc_parts(spec: str, text: str, src_layout: tuple, tgt_layout: tuple) -> list[str]:
+    """The authors' VGG-FC map (`cifar_vggnfc_change_depth.sh`, e.g. `0:0,2;2:4,6`): indices of the
+    slots of their classifier's `nn.Sequential(Linear, ReLU, Linear, ReLU, ...)`, so Linear layer k
+    is slot 2k. The conv stages must be equal; their maps never change them."""
+    if src_layout[:-1] != tgt_layout[:-1]:
+        raise ConfigError(f"spec {spec!r}: one explicit map for a VGG is the authors' VGG-FC form, which maps the "
+                          "classifier only, but the conv stages differ: give one part per stage ('|'-separated)")
+    pairs = [(int(a), [int(d) for d in b.split(",")]) for a, b in (p.split(":") for p in text.split(";"))]
+    odd = sorted({i for a, ds in pairs for i in (a, *ds) if i % 2})
+    if odd:
+        raise ConfigError(f"spec {spec!r}: one explicit map for a VGG is read as the authors' VGG-FC form, which "
+                          f"counts the slots of nn.Sequential(Linear, ReLU, ...), and slot {odd[0]} is a ReLU. For "
+                          "linear-layer indices, give the classifier map as the sixth of six parts: "
+                          f"'{' | '.join(['default'] * (len(src_layout) - 1))} | {text}'")
+    layers = ";".join(f"{a // 2}:{','.join(str(d // 2) for d in ds)}" for a, ds in pairs)
+    return ["default"] * (len(src_layout) - 1) + [layers]
 
 
 def _nearest(part: str, fixed: tuple[bool, ...], n_target: int) -> str:
@@ -215,6 +282,12 @@ class WidthPlan:
 
     mode: str  # replicate, gaussian, permute or shrink
     std: float = 0.0
+
+    def explicit(self) -> str:
+        """The plan as the spec that reads back into it (the noise std written out)."""
+        if self.mode == "shrink":
+            return "shrink"
+        return f"widen {self.mode}" + (f" {self.std:g}" if self.mode == "gaussian" else "")
 
 
 def width_plan(spec: str, source: str, target: str) -> WidthPlan:

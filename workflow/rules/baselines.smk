@@ -13,17 +13,16 @@ rule baseline:
     params:
         code=CODE["baseline"],
         data=lambda w: study.data_json(config, w.dataset),
-        batch_size=lambda w: study.recipe(config, w.model)["batch_size"],
-        batches=config["baselines"]["batches"],
-        iterations=config["baselines"]["synflow_iterations"],
+        options=baseline_options,
+        device=lambda w: config["resources"]["device"] if w.method in SCORED_BASELINES else "cpu",
     threads: config["resources"]["threads"]
     resources:
-        **sized("ticket"),  # scoring runs on the CPU: a baseline holds no GPU
+        **baseline_resources(),
     log:
         "logs/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.log",
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
-        " --data '{params.data}' --batch-size {params.batch_size} --batches {params.batches}"
-        " --iterations {params.iterations} --seed {wildcards.seed} --level {wildcards.level} --threads {threads}"
+        " --data '{params.data}' {params.options}"
+        " --seed {wildcards.seed} --level {wildcards.level} --threads {threads} --device {params.device}"
         " -o {output.ticket}"

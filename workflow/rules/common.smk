@@ -10,6 +10,7 @@ from snakemake.utils import min_version, validate
 
 from elth import config as study
 from elth.errors import ConfigError
+from elth.transform.spec import Plan, plan_for
 
 min_version("9.0")
 
@@ -60,21 +61,24 @@ TRANSFER = {(source, target, scheme): spec for source, target, scheme, spec in s
 TRANSFER_FROM = config["transfer"]["from"]["name"] if TRANSFER else None
 
 
-def fingerprint(*paths):
+def fingerprint(*paths, exclude=()):
     """A digest of a stage's own source files, passed as a rule param: Snakemake reruns a job whose
     params changed, so editing a module reruns the stages that use it and nothing upstream (its
-    own code trigger sees only the rule body, not imported modules)."""
+    own code trigger sees only the rule body, not imported modules). `exclude` leaves out files whose
+    effect a rule states more precisely as a param of its own (the ETT plan, for the spec parser)."""
     digest = hashlib.sha256()
+    skip = {os.path.join(workflow.basedir, path) for path in exclude}
     for path in paths:
         root = os.path.join(workflow.basedir, path)
         files = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)) if os.path.isdir(root) else [root]
-        for f in files:
+        for f in (f for f in files if f not in skip):
             digest.update(os.path.relpath(f, workflow.basedir).encode())
             with open(f, "rb") as handle:
                 digest.update(handle.read())
     return digest.hexdigest()[:16]
 
 
+SPEC_PARSER = "elth/transform/spec.py"
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
 COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
                "elth/prune/mask.py")
@@ -82,13 +86,16 @@ CODE = {
     "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
     "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
-    "ett": fingerprint("elth/transform", *COMMON_CODE),
-    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", *COMMON_CODE),
-    "report": fingerprint("elth/report", "elth/io.py"),
+    # The spec parser is left out: each ETT and transfer job carries its resolved plan as a param, so a
+    # change in how specs read reruns exactly the jobs whose plan it changes, not every transformation.
+    "ett": fingerprint("elth/transform", *COMMON_CODE, exclude=[SPEC_PARSER]),
+    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", "elth/gpus.py",
+                            *COMMON_CODE),
+    "report": fingerprint("elth/report", "elth/io.py", "elth/models/names.py"),
     "dst": fingerprint("elth/dst", "elth/train.py", "elth/recipe.py", "elth/stack.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "flops": fingerprint("elth/flops.py", "elth/dst", "elth/recipe.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "lmc": fingerprint("elth/lmc.py", "elth/train.py", *COMMON_CODE),
-    "transfer": fingerprint("elth/transfer.py", "elth/transform", *COMMON_CODE),
+    "transfer": fingerprint("elth/transfer.py", "elth/transform", *COMMON_CODE, exclude=[SPEC_PARSER]),
 }
 
 
@@ -178,6 +185,60 @@ def ett_spec(wildcards):
         raise WorkflowError(
             f"no ETT scheme {wildcards.scheme!r} for {wildcards.source}->{wildcards.model} in the config's `ett`"
         ) from None
+
+
+@functools.cache
+def resolved_plan(spec, source, target):
+    """The plan `spec` reads as from `source` to `target` (checked when the config was)."""
+    return plan_for(spec, source, target)
+
+
+def ett_plan(wildcards):
+    """The ETT's plan written out (per stage, the source unit of every target unit): a param, so a
+    change in how a spec reads reruns the transformations whose plan changed, and only those."""
+    return resolved_plan(ett_spec(wildcards), wildcards.source, wildcards.model).explicit()
+
+
+def transfer_plan(wildcards):
+    """A transferred ticket's ETT plan written out, as `ett_plan` ('' for a direct transfer)."""
+    if wildcards.source == wildcards.model:
+        return ""
+    return resolved_plan(transfer_spec(wildcards), wildcards.source, wildcards.model).explicit()
+
+
+def ett_random_start(wildcards):
+    """`--random-start` for an ETT whose spec ends in ` - Random` (its replicas' masks permuted), ''
+    for every other: `random_start` changes no other ETT, so changing it reruns no other."""
+    plan = resolved_plan(ett_spec(wildcards), wildcards.source, wildcards.model)
+    return f"--random-start {config['random_start']}" if isinstance(plan, Plan) and plan.random else ""
+
+
+def baseline_options(wildcards):
+    """The options only the job's method reads (the others' are ''), so that changing one method's
+    setting reruns that method's jobs alone: a rule's params are part of every job's record."""
+    b = config["baselines"]
+    if wildcards.method == "random":
+        return f"--random-start {config['random_start']}"
+    if wildcards.method in ("snip", "grasp"):
+        batch_size = study.recipe(config, wildcards.model)["batch_size"]
+        options = f"--batch-size {batch_size} --batches {b['batches']} --mode {b['mode']}"
+        return options + (f" --grasp {b['grasp']}" if wildcards.method == "grasp" else "")
+    if wildcards.method == "synflow":
+        return f"--iterations {b['synflow_iterations']}"
+    return ""
+
+
+# SNIP, GraSP and SynFlow score on the job's device (a GPU where the study uses one); the other
+# baselines only permute or re-draw, on the CPU, and hold no GPU.
+SCORED_BASELINES = ("snip", "grasp", "synflow")
+
+
+def baseline_resources():
+    """A baseline job's size, holding a GPU only when its method scores on one."""
+    resources = sized("ticket", gpus())
+    if gpus():
+        resources["gpu"] = lambda wildcards: 1 if wildcards.method in SCORED_BASELINES else 0
+    return resources
 
 
 def imp_inputs(wildcards):

@@ -46,6 +46,7 @@ rule flops:
         recipe=lambda w: study.recipe(config, w.model),
         unpruned=lambda w: " ".join(study.unpruned(config, w.model)),
         subset=f"--train-subset {config['dataset']['train_subset']}" if config["dataset"]["train_subset"] else "",
+        last_batch=config["dataset"].get("last_batch", "drop"),
         pruning=config["pruning"],
         rigl=RIGL,
         multipliers=" ".join(str(m) for m in RIGL["multipliers"]) if RIGL else "",
@@ -58,5 +59,6 @@ rule flops:
         "{PY} -m elth.flops --source {wildcards.source} --target {wildcards.model} --dataset {DATASET}"
         " --levels {params.pruning[levels]} --fraction {params.pruning[fraction]} --epochs {params.recipe[epochs]}"
         " --manifest {input.data} {params.subset} --batch-size {params.recipe[batch_size]} --rewind {params.recipe[rewind]}"
+        " --last-batch {params.last_batch}"
         " --unpruned {params.unpruned} --distribution {params.rigl[distribution]} --delta-t {params.rigl[delta_t]}"
         " --stop {params.rigl[stop]} --multipliers {params.multipliers} -o {output}"

@@ -11,6 +11,8 @@ rule ett:
     params:
         code=CODE["ett"],
         spec=ett_spec,
+        plan=ett_plan,
+        random_start=ett_random_start,
     resources:
         **sized("ticket"),
     log:
@@ -19,5 +21,5 @@ rule ett:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
         " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme}"
-        " --seed {wildcards.seed} --level {wildcards.level}"
+        " --seed {wildcards.seed} --level {wildcards.level} {params.random_start}"
         " -o {output.ticket}"

@@ -12,6 +12,7 @@ rule imp_ticket:
         code=CODE["imp"],
         previous=lambda w, input: f"--previous {input.previous}" if "previous" in input.keys() else "",
         fraction=config["pruning"]["fraction"],
+        pruning_count=config["pruning"]["count"],  # "count" is a name Snakemake reserves
         unpruned=lambda w: " ".join(f"'{p}'" for p in study.unpruned(config, w.model)),
     resources:
         **sized("ticket"),
@@ -20,5 +21,6 @@ rule imp_ticket:
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
-        " --level {wildcards.level} --fraction {params.fraction} --unpruned {params.unpruned}"
+        " --level {wildcards.level} --fraction {params.fraction} --count {params.pruning_count}"
+        " --unpruned {params.unpruned}"
         " -o {output.ticket}"

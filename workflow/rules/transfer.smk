@@ -12,6 +12,7 @@ rule transfer:
         info=f"{RUN}/transfer/from-{{from_dataset}}/{{source}}/{{scheme}}/level{{level}}/ticket.json",
     params:
         code=CODE["transfer"],
+        plan=transfer_plan,
         to=lambda w: "" if w.source == w.model else f"--to {w.model} --spec '{transfer_spec(w)}'",
     resources:
         **sized("ticket"),
