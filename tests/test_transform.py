@@ -359,3 +359,27 @@ def test_the_cli_prints_the_mapping_and_sparsities_and_refuses_another_datasets_
     bad = subprocess.run([sys.executable, "-m", "elth.transform", str(tmp_path / "bad.pt"), "--to", "resnet32-w0.25",
                           "-o", str(tmp_path / "x.pt")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "corrupt" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_every_tensor_of_a_stretched_mlp_comes_from_the_source_its_neck_included() -> None:
+    """The authors' MLP transform leaves the target's 300 -> 100 layer, which no map entry covers, at
+    its random init with a dense mask (mnist_mlp_results.sh, lottery/branch/morphism.py); elth copies
+    it, with its mask, from the source's, so the ticket is the source's ticket and nothing else."""
+    src = make_ticket("mlp3", dataset="mnist")
+    out, mapping, _ = transform(src, "mlp4", "0:0;1:1,2;2:3")
+    assert mapping["neck.weight"] == "neck.weight" and set(out.state) == set(mapping)
+    assert torch.equal(out.state["neck.weight"], src.state["neck.weight"])
+    assert torch.equal(out.mask["neck.weight"], src.mask["neck.weight"])
+
+
+@pytest.mark.parametrize("model,target,spec,replica", [("mlp2", "mlp3", "Inter 1 - Random", r"hidden\.2\."),
+                                                       ("vgg16", "vgg19", "default - Random", r"stages\.[234]\.2\."),
+                                                       ("vgg13-fc2", "vgg13-fc3", "0:0,2 - Random", r"classifier\.1\.")])
+def test_the_random_control_permutes_replicas_in_every_family(model: str, target: str, spec: str, replica: str) -> None:
+    """The authors' random-mask branch permutes copies for CIFAR ResNets only (nothing for VGG, an
+    error for VGG-FC and MLPs: lottery/branch/change_depth_random_mask.py); elth's does in every family."""
+    src = make_ticket(model)
+    plain, _, _ = transform(src, target, spec.replace(" - Random", ""))
+    rand, _, _ = transform(src, target, spec, seed=5)
+    changed = {k for k in plain.mask if not torch.equal(plain.mask[k], rand.mask[k])}
+    assert changed and all(re.match(replica, k) for k in changed)
