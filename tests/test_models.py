@@ -8,6 +8,7 @@ import torch
 
 from elth.errors import ConfigError
 from elth.models.names import parse
+from elth.models.init import initialize
 from elth.models.registry import build, prunable_names
 
 NAMES = ["resnet8", "resnet14", "resnet20", "resnet32", "resnet20-w2", "resnet14-w0.5", "vgg11", "vgg13",
@@ -127,3 +128,51 @@ def test_seeded_init_is_a_function_of_the_seed_alone() -> None:
 def test_bad_model_names_say_what_would_work(bad: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         parse(bad)
+
+
+def torchvision_reference(name: str, in_channels: int, num_classes: int) -> torch.nn.Module:
+    """The model as torchvision's own BasicBlock and ResNet build it (what elth built before it wrote
+    its own block, so that no job imports torchvision for a model)."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    from elth.models.names import parse
+
+    spec = parse(name)
+    if spec.family == "imagenet-resnet":
+        model = ResNet(BasicBlock, list(spec.args[0]), num_classes=num_classes)
+        if in_channels != 3:
+            model.conv1 = torch.nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        return model
+    model = build(name, in_channels, num_classes)
+    for i in (1, 2, 3):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            ref = BasicBlock(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0], block.downsample)
+            getattr(model, f"layer{i}")[j] = ref
+    return model
+
+
+@pytest.mark.parametrize("name,channels,classes", [("resnet20", 3, 10), ("resnet14-w0.5", 1, 10),
+                                                   ("imagenet-resnet18", 3, 1000),
+                                                   ("imagenet-resnet-2-3-4-3", 1, 10)])
+def test_resnets_equal_torchvisions_tensor_for_tensor_and_output_for_output(name: str, channels: int,
+                                                                            classes: int) -> None:
+    ours, ref = build(name, channels, classes), torchvision_reference(name, channels, classes)
+    for model in (ours, ref):
+        initialize(model, torch.Generator().manual_seed(3))
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
+    x = torch.randn(2, channels, 32, 32)
+    for mode in ("train", "eval"):
+        getattr(ours, mode)(), getattr(ref, mode)()
+        assert torch.equal(ours(x), ref(x))
+
+
+def test_no_model_imports_torchvision() -> None:
+    """torchvision costs about 1.9 s per process; a job that builds a model should not pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from elth.checkpoint import build_for; build_for('imagenet-resnet18', 'imagenet'); "
+            "build_for('resnet20', 'cifar10'); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
