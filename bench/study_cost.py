@@ -14,7 +14,19 @@ model, applied to each model's training FLOPs per image (torch's FlopCounterMode
 backward, at the dataset's input shape). Stacked loops are left out, since only the ETT and
 baseline tickets can stack. Masks do not make a run cheaper: the engine trains dense tensors.
 
-Run: .venv/bin/python bench/study_cost.py [--device-csv bench/results/cpu-2threads.csv] [config ...]
+With `--benchmarks`, a results/tables/benchmarks.csv (one row per job, as Snakemake's `benchmark:`
+measured it) replaces the projection where it has rows: a model's training runs cost the measured
+seconds per training run of its training jobs on that dataset (a stacked job's time divided among its
+tickets, a RigL run at m times the recipe's length counting m runs), and the jobs that train nothing
+(pruning, transformations, baselines' scoring, interpolations, FLOPs tables, the data check), which
+the FLOPs projection leaves out, cost the measured mean seconds of their rule, model and kind of
+ticket. Seconds are used as measured, so the rows should come from the same recipes, data and
+device as the study projected: a piece of it (one seed, its first levels) projects the whole. Jobs
+of a rule, model and kind with no row count nothing, as without benchmarks; models without training
+rows fall back to the FLOPs projection.
+
+Run: .venv/bin/python bench/study_cost.py [--device-csv bench/results/cpu-2threads.csv]
+     [--benchmarks results/tables/benchmarks.csv] [config ...]
 """
 
 from __future__ import annotations
@@ -22,7 +34,8 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from functools import cache
 from pathlib import Path
 
@@ -77,6 +90,77 @@ def runs_per_model(config: dict) -> Counter:
     return runs
 
 
+def other_jobs(config: dict) -> Counter:
+    """The jobs of the study's DAG that train nothing, as (rule, model, kind of ticket) as benchmarks.csv
+    names them: the data checks, each IMP round's pruning, each ETT, baseline and transfer ticket, each
+    interpolation of linear mode connectivity and each FLOPs table."""
+    levels, seeds = config["pruning"]["levels"], len(config["seeds"])
+    compared = len(study.compared_levels(config))
+    jobs = Counter({("prepare_data", "", ""): 1 + bool(config.get("transfer"))})
+    for model in config["models"]:
+        jobs["imp_ticket", model, "imp"] += seeds * levels
+        for method in config["baselines"]["methods"]:
+            jobs["baseline", model, method] += seeds * compared
+    for _, target, _, _ in study.ett_jobs(config):
+        jobs["ett", target, "ett"] += seeds * compared
+    transfers = study.transfer_jobs(config)
+    for source in {s for s, _, _, _ in transfers}:
+        jobs["imp_ticket", source, "imp"] += seeds * levels
+    for _, target, _, _ in transfers:
+        jobs["transfer", target, "transfer"] += seeds * compared
+    pairs = len(config["lmc"]["noise_seeds"]) if config.get("lmc") else 0
+    for model, ticket in study.lmc_tickets(config):
+        parts = ticket.split("/")
+        jobs["lmc", model, parts[1] if parts[0] == "baselines" else parts[0]] += len(study.lmc_seeds(config)) * pairs
+    if config.get("rigl"):  # a table per (source, target) pair
+        for _, target in {(s, t) for s, t, _, _ in study.ett_jobs(config)}:
+            jobs["flops", target, ""] += 1
+    return jobs
+
+
+def measured(benchmarks_csv: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str, str], float]]:
+    """From a benchmarks.csv: the seconds per training run of each (model, dataset) over its training
+    jobs (a RigL run at m times the recipe's length counting m runs), and the mean seconds per job of
+    each (rule, model, kind) that trains nothing."""
+    train, other = defaultdict(lambda: [0.0, 0.0]), defaultdict(list)
+    for row in csv.DictReader(benchmarks_csv.open()):
+        if int(row["runs"]):
+            stretched = re.fullmatch(r"rigl(\d+)x", row["kind"])
+            total = train[row["model"], row["dataset"]]
+            total[0] += float(row["seconds"])
+            total[1] += int(row["runs"]) * (int(stretched[1]) if stretched else 1)
+        else:
+            other[row["rule"], row["model"], row["kind"]].append(float(row["seconds"]))
+    return ({key: seconds / runs for key, (seconds, runs) in train.items()},
+            {key: sum(s) / len(s) for key, s in other.items()})
+
+
+def project(config: dict, rates: dict, benchmarks: Path | None = None) -> dict:
+    """A study's training runs per (model, dataset), their training FLOPs, and its projected seconds:
+    `rates` (achieved FLOP/s by kind of model) applied to the FLOPs, or with `benchmarks` the measured
+    seconds where it has them (see the module's docstring). `measured` and `flops_models` say which
+    models' training came from which; `other_jobs` and `unmeasured` count the jobs that train nothing."""
+    sets = {config["dataset"]["name"]: config["dataset"]}
+    if config.get("transfer"):
+        sets[config["transfer"]["from"]["name"]] = config["transfer"]["from"]
+    runs = runs_per_model(config)
+    flops = {(m, d): n * study.recipe(config, m)["epochs"] * (sets[d].get("train_subset") or TRAIN_IMAGES[d])
+             * flops_per_image(m, d) for (m, d), n in runs.items()}
+    per_run, per_job = measured(benchmarks) if benchmarks else ({}, {})
+    seconds, from_rows, from_flops = 0.0, [], []
+    for (m, d), f in flops.items():
+        if (m, d) in per_run:
+            seconds += runs[m, d] * per_run[m, d]
+            from_rows.append(m)
+        else:
+            seconds += f / rates.get(kind(m), rates[None])[0]
+            from_flops.append(m)
+    others = other_jobs(config) if benchmarks else Counter()
+    seconds += sum(n * per_job[key] for key, n in others.items() if key in per_job)
+    return {"runs": runs, "flops": flops, "seconds": seconds, "measured": from_rows, "flops_models": from_flops,
+            "other_jobs": sum(others.values()), "unmeasured": sum(n for key, n in others.items() if key not in per_job)}
+
+
 def kind(model: str) -> tuple:
     """What a model's FLOP/s depends on besides its depth: its family and, for a CIFAR ResNet, width."""
     spec = parse(model)
@@ -100,6 +184,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("configs", nargs="*", help="study configs (default: config/paper/*.yaml)")
     p.add_argument("--device-csv", type=Path, default=ROOT / "bench" / "results" / "cpu-2threads.csv")
+    p.add_argument("--benchmarks", type=Path, help="a study's results/tables/benchmarks.csv: measured seconds per "
+                   "job of each rule and model where it has rows, the FLOPs projection elsewhere")
     args = p.parse_args()
     torch.set_num_threads(2)
     rates = achieved_flops(args.device_csv)
@@ -109,14 +195,16 @@ def main() -> None:
     for path in args.configs or sorted(glob.glob(str(ROOT / "config" / "paper" / "*.yaml"))):
         config = yaml.safe_load(Path(path).read_text())
         validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
-        sets = {config["dataset"]["name"]: config["dataset"], **({config["transfer"]["from"]["name"]: config["transfer"]["from"]}
-                                                               if config.get("transfer") else {})}
-        runs = runs_per_model(config)
-        flops = {(m, d): n * study.recipe(config, m)["epochs"] * (sets[d].get("train_subset") or TRAIN_IMAGES[d])
-                 * flops_per_image(m, d) for (m, d), n in runs.items()}
-        seconds = sum(f / rates.get(kind(m), rates[None])[0] for (m, _), f in flops.items())
-        per_model = ", ".join(f"{m} {n}" + (f" ({d})" if d != config["dataset"]["name"] else "") for (m, d), n in runs.items())
-        print(f"{Path(path).name:<34} {sum(runs.values()):6d} {sum(flops.values()) / 1e15:9.1f} {seconds / 3600:9.1f}  {per_model}")
+        cost = project(config, rates, args.benchmarks)
+        runs = cost["runs"]
+        per_model = ", ".join(f"{m} {n}" + (f" ({d})" if d != config["dataset"]["name"] else "")
+                              for (m, d), n in runs.items())
+        print(f"{Path(path).name:<34} {sum(runs.values()):6d} {sum(cost['flops'].values()) / 1e15:9.1f} "
+              f"{cost['seconds'] / 3600:9.1f}  {per_model}")
+        if args.benchmarks:
+            print(f"  training measured: {', '.join(cost['measured']) or 'none'}; from FLOPs: "
+                  f"{', '.join(cost['flops_models']) or 'none'}; jobs that train nothing: {cost['other_jobs']}, "
+                  f"{cost['unmeasured']} of them without a row (counted as nothing)")
 
 
 if __name__ == "__main__":

@@ -160,8 +160,10 @@ def dataset_section(config: dict[str, Any], dataset: str | None = None) -> dict[
 
 
 def data_json(config: dict[str, Any], dataset: str | None = None) -> str:
-    """The options of `dataset` (default: the study's) that the training CLI takes (all but the name)."""
-    options = {k: v for k, v in dataset_section(config, dataset).items() if k != "name"}
+    """The options of `dataset` (default: the study's) that the training CLI takes (all but the name),
+    and `splits`: the file the `prepare_data` rule decodes it into, which every job loads."""
+    section = dataset_section(config, dataset)
+    options = {k: v for k, v in section.items() if k != "name"} | {"splits": f"results/{section['name']}/splits.pt"}
     return json.dumps(options, sort_keys=True, separators=(",", ":"))
 
 

@@ -6,6 +6,13 @@ shuffling, crop offsets and flips from a generator seeded by (seed, epoch) alone
 the same whether a run goes straight through or resumes at a step inside it. ImageNet does not fit
 in memory and streams through `ImageFolder` and a DataLoader with the standard transforms.
 
+The `prepare_data` rule decodes a dataset once into `results/<dataset>/splits.pt` (`write_splits`):
+the uint8 tensors of both splits, or for ImageNet the list of its image files. Every job the DAG
+runs is given that file (`splits` in its dataset options) and loads it, memory-mapped, in a
+fraction of a second, so no job but `prepare_data` imports torchvision's dataset classes (a second
+or two per process) or walks ImageNet's 1.3M files. Outside the DAG, without `splits`, a job reads
+the files through torchvision as before.
+
 Offline, Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package: its recompressed .gz
 files fail torchvision's md5 check, so they are decompressed into `<root>/FashionMNIST/raw/`, where
 torchvision loads them with `download=False`.
@@ -26,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from elth.datasets import DATASETS, LAST_BATCH, DatasetInfo, info, normalization, steps_per_epoch
-from elth.errors import ConfigError, DatasetMissing, cli_errors
-from elth.io import atomic_path, write_json
+from elth.errors import CheckpointError, ConfigError, DatasetMissing, cli_errors
+from elth.io import atomic_path, save, write_json
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 AUGMENTATIONS = ("crop", "flip")
@@ -199,21 +206,42 @@ class DeviceData:
 
 def load(name: str, root: str | Path, device: torch.device, download: bool = False,
          train_subset: int | None = None, augment: tuple[str, ...] | None = None,
-         normalize: str = "dataset", last_batch: str = "drop") -> DeviceData:
-    """Load a small dataset onto `device`, ready for training."""
+         normalize: str = "dataset", last_batch: str = "drop", splits: str | Path | None = None) -> DeviceData:
+    """Load a small dataset onto `device`, ready for training: from the `splits` file that
+    `prepare_data` wrote when given, else through torchvision."""
     d = info(name)
     if name == "imagenet":
         raise DatasetMissing("imagenet streams from disk; it has no in-memory form (use `streaming_loader`)")
-    train = subset(load_split(name, root, True, download), train_subset)
-    test = load_split(name, root, False, download)
+    if splits is not None:
+        saved = read_splits(splits, name)
+        train, test = Split(*saved["train"]), Split(*saved["test"])
+    else:
+        train, test = load_split(name, root, True, download), load_split(name, root, False, download)
+    train = subset(train, train_subset)
     return DeviceData(train, test, d, d.augment if augment is None else tuple(augment), device, normalize, last_batch)
 
 
+def _image_folder(folder: Path, transform, samples: list | None = None):
+    """torchvision's ImageFolder over `folder`; with `samples` (relative path, class index), the list
+    `prepare_data` saved, instead of walking every file of the folder again."""
+    from torchvision import datasets
+
+    if samples is None:
+        return datasets.ImageFolder(str(folder), transform)
+
+    class Listed(datasets.ImageFolder):
+        def make_dataset(self, directory, *args, **kwargs):  # noqa: ANN001, ANN202 (torchvision's signature)
+            return [(str(Path(directory) / path), label) for path, label in samples]
+
+    return Listed(str(folder), transform)
+
+
 def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: int, seed: int, epoch: int,
-                     last_batch: str = "drop") -> torch.utils.data.DataLoader:
+                     last_batch: str = "drop", samples: list | None = None) -> torch.utils.data.DataLoader:
     """ImageNet through torchvision's ImageFolder with the standard transforms and worker processes;
-    a training epoch drops its last partial batch unless `last_batch` is `keep`."""
-    from torchvision import datasets, transforms
+    a training epoch drops its last partial batch unless `last_batch` is `keep`. `samples`: the
+    split's file list from `prepare_data`, so the loader does not list 1.3M files again."""
+    from torchvision import transforms
 
     d = info("imagenet")
     folder = Path(root) / "imagenet" / ("train" if train else "val")
@@ -225,7 +253,7 @@ def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: in
                                  transforms.ToTensor(), normalize])
     else:
         tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), normalize])
-    ds = datasets.ImageFolder(str(folder), tf)
+    ds = _image_folder(folder, tf, samples)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, num_workers=workers,
                                        drop_last=train and last_batch == "drop",
                                        generator=_epoch_generator(seed, epoch), pin_memory=torch.cuda.is_available(),
@@ -234,27 +262,53 @@ def streaming_loader(root: str | Path, train: bool, batch_size: int, workers: in
 
 def manifest(name: str, root: str | Path, download: bool = False) -> dict:
     """Check that a dataset is readable and describe it: what the `prepare_data` rule records."""
+    return _read(name, root, download)[0]
+
+
+def _read(name: str, root: str | Path, download: bool) -> tuple[dict, dict]:
+    """The manifest of a dataset and what `write_splits` saves of it: the uint8 tensors of both
+    splits, or ImageNet's file lists (relative path, class index) per split."""
     d = info(name)
     root = Path(root)
     if name == "imagenet":
-        from torchvision import datasets
-
-        sizes = {}
+        listed = {}
         for split in ("train", "val"):
             folder = root / "imagenet" / split
             if not folder.is_dir():
                 raise _missing(name, root, download)
-            sizes[split] = len(datasets.ImageFolder(str(folder)))
-        return {"dataset": name, "root": str(root.resolve()), "train": sizes["train"], "test": sizes["val"],
-                "in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": d.image_size}
+            listed[split] = [(str(Path(path).relative_to(folder)), label)
+                             for path, label in _image_folder(folder, None).samples]
+        return ({"dataset": name, "root": str(root.resolve()), "train": len(listed["train"]),
+                 "test": len(listed["val"]), "in_channels": d.in_channels, "num_classes": d.num_classes,
+                 "image_size": d.image_size}, {"train": listed["train"], "test": listed["val"]})
     train, test = load_split(name, root, True, download), load_split(name, root, False, download)
     for split, label in ((train, "train"), (test, "test")):
         if split.images.shape[1:] != (d.in_channels, d.image_size, d.image_size):
             raise DatasetMissing(f"dataset {name!r} {label} images have shape {tuple(split.images.shape[1:])}, "
                                  f"expected {(d.in_channels, d.image_size, d.image_size)}: the files under {root} are not {name}")
-    return {"dataset": name, "root": str(root.resolve()), "train": len(train), "test": len(test),
-            "in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": d.image_size,
-            "classes_seen": int(train.labels.unique().numel())}
+    return ({"dataset": name, "root": str(root.resolve()), "train": len(train), "test": len(test),
+             "in_channels": d.in_channels, "num_classes": d.num_classes, "image_size": d.image_size,
+             "classes_seen": int(train.labels.unique().numel())},
+            {"train": (train.images, train.labels), "test": (test.images, test.labels)})
+
+
+def write_splits(name: str, root: str | Path, download: bool, path: str | Path) -> dict:
+    """Decode `name` once into `path` for every later job (see the module docstring); return its
+    manifest. The file records the root it was read from."""
+    found, splits = _read(name, root, download)
+    save(path, "splits", {"dataset": name, "root": found["root"], **splits})
+    return found
+
+
+def read_splits(path: str | Path, name: str) -> dict:
+    """What `write_splits` saved for `name`, the tensors memory-mapped rather than read whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no decoded dataset here; the prepare_data rule writes it (rerun it)")
+    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(obj, dict) or obj.get("kind") != "splits" or obj.get("dataset") != name:
+        raise CheckpointError(f"{path}: is not the decoded {name} of prepare_data; delete it and rerun that rule")
+    return obj
 
 
 @cli_errors
@@ -264,8 +318,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", default="data", help="where the dataset's files live (default: data)")
     p.add_argument("--download", action="store_true", help="let torchvision download it (needs internet)")
     p.add_argument("-o", "--out", required=True, help="the manifest JSON to write")
+    p.add_argument("--splits", help="also decode it into this file, which every job of the DAG loads")
     args = p.parse_args(argv)
-    info_ = manifest(args.dataset, args.root, args.download)
+    if args.splits:
+        info_ = write_splits(args.dataset, args.root, args.download, args.splits)
+    else:
+        info_ = manifest(args.dataset, args.root, args.download)
     write_json(args.out, info_)
     print(f"{args.dataset}: {info_['train']} training and {info_['test']} test images under {info_['root']}")
 
@@ -277,34 +335,38 @@ if __name__ == "__main__":
 class StreamingData:
     """ImageNet-style data streamed from disk, serving batches through the same interface as DeviceData."""
 
-    def __init__(self, root: str | Path, device: torch.device, workers: int, last_batch: str = "drop") -> None:
+    def __init__(self, root: str | Path, device: torch.device, workers: int, last_batch: str = "drop",
+                 splits: str | Path | None = None) -> None:
         self.root, self.device, self.workers, self.last_batch = Path(root), device, workers, last_batch
         self.info = info("imagenet")
         if last_batch not in LAST_BATCH:
             raise ConfigError(f"last_batch {last_batch!r} is not one of {', '.join(LAST_BATCH)}")
-        self._train_size = len(streaming_loader(root, True, 1, 0, 0, 0).dataset)
+        self._samples = read_splits(splits, "imagenet") if splits is not None else {"train": None, "test": None}
+        self._train_size = len(streaming_loader(root, True, 1, 0, 0, 0, samples=self._samples["train"]).dataset)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return steps_per_epoch(self._train_size, batch_size, self.last_batch)
 
     def epoch(self, seed: int, epoch: int, batch_size: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch, self.last_batch)
+        loader = streaming_loader(self.root, True, batch_size, self.workers, seed, epoch, self.last_batch,
+                                  self._samples["train"])
         for b, (x, y) in enumerate(loader):
             if b >= start:
                 x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 yield x, y.to(self.device, non_blocking=True)
 
     def test_batches(self, batch_size: int = 250) -> Iterator[tuple[Tensor, Tensor]]:
-        for x, y in streaming_loader(self.root, False, batch_size, self.workers, 0, 0):
+        for x, y in streaming_loader(self.root, False, batch_size, self.workers, 0, 0, samples=self._samples["test"]):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def open_data(name: str, options: dict, device: torch.device, workers: int = 1) -> DeviceData | StreamingData:
     """The training data for `name`: in device memory when it fits, streamed from disk for ImageNet.
     `options` is the config's `dataset` section less the name: root, download, train_subset, augment,
-    normalize, last_batch (ImageNet's own statistics are ImageNet's, so `normalize` changes nothing there)."""
-    root, last_batch = options.get("root", "data"), options.get("last_batch", "drop")
+    normalize, last_batch (ImageNet's own statistics are ImageNet's, so `normalize` changes nothing there), and
+    `splits`, the file `prepare_data` decoded the dataset into (absent: read it through torchvision)."""
+    root, last_batch, splits = options.get("root", "data"), options.get("last_batch", "drop"), options.get("splits")
     if name == "imagenet":
-        return StreamingData(root, device, workers, last_batch)
+        return StreamingData(root, device, workers, last_batch, splits)
     return load(name, root, device, options.get("download", False), options.get("train_subset"), options.get("augment"),
-                options.get("normalize", "dataset"), last_batch)
+                options.get("normalize", "dataset"), last_batch, splits)

@@ -39,6 +39,7 @@ from elth.errors import ConfigError, cli_errors
 from elth.prune import imp_sparsity, prunable
 from elth.prune.mask import Mask
 from elth.recipe import to_steps
+from elth.report.html import convert
 
 Densities = Mapping[str, float]
 
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stop", type=float, default=0.75, help="fraction of training after which RigL stops updating")
     p.add_argument("--multipliers", type=int, nargs="+", default=[1, 5], help="RigL's training lengths (1x, 5x)")
     p.add_argument("-o", "--out", help="also write the table to this markdown file")
+    p.add_argument("--html", help="and as a page of its own, for Snakemake's report")
     args = p.parse_args(argv)
     if args.manifest:
         args.examples = min(io.read_json(args.manifest)["train"], args.train_subset or float("inf"))
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text, end="")
     if args.out:
         io.write_text(args.out, text)
+    if args.html:
+        io.write_text(args.html, convert(text, f"{args.source} to {args.target}"))
 
 
 if __name__ == "__main__":

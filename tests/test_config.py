@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
 from elth import config as study
+from elth import schema
 from elth.errors import ConfigError
 
 from conftest import ROOT
@@ -23,7 +23,7 @@ def load(path: Path = ROOT / "config.yaml") -> dict:
 
 
 def check(config: dict) -> None:
-    validate(config, SCHEMA, set_default=True)
+    schema.validate(config, SCHEMA)
     study.check(config)
 
 
@@ -44,7 +44,7 @@ def test_paper_configs_use_open_lths_decay_at_80_and_120_with_tables_other_setti
 def test_schema_fills_defaults() -> None:
     config = load()
     del config["resources"]
-    validate(config, SCHEMA, set_default=True)
+    schema.validate(config, SCHEMA)
     assert config["resources"] == {
         "threads": 1, "device": "auto", "slurm_partition": None, "slurm_account": None,
         "sizes": {"train": {"runtime": 240, "mem_mb": 8000}, "ticket": {"runtime": 30, "mem_mb": 4000},
@@ -55,7 +55,7 @@ def test_schema_fills_defaults() -> None:
 def test_schema_fills_each_size_field_by_field() -> None:
     config = load()
     config["resources"] = {"sizes": {"train": {"runtime": 60}}}
-    validate(config, SCHEMA, set_default=True)
+    schema.validate(config, SCHEMA)
     assert config["resources"]["sizes"]["train"] == {"runtime": 60, "mem_mb": 8000}
 
 
@@ -79,8 +79,8 @@ def broken(edit) -> dict:
     (lambda c: c["resources"].update(sizes={"models": {"resnet20": {"other": {}}}}), "other"),
 ])
 def test_schema_errors_name_the_key(edit, named: str) -> None:
-    with pytest.raises(Exception) as err:
-        validate(broken(edit), SCHEMA, set_default=True)
+    with pytest.raises(ConfigError) as err:
+        schema.validate(broken(edit), SCHEMA)
     assert named in str(err.value)
 
 
@@ -92,7 +92,7 @@ def test_schema_errors_name_the_key(edit, named: str) -> None:
 ])
 def test_semantic_errors_name_the_key(edit, message: str) -> None:
     config = broken(edit)
-    validate(config, SCHEMA, set_default=True)
+    schema.validate(config, SCHEMA)
     with pytest.raises(ConfigError, match=message):
         study.check(config)
 
@@ -102,5 +102,5 @@ def test_config_checks_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, elth.config; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, elth.config, elth.schema; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -91,7 +91,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     depth = snakefile.parent / "elth" / "transform" / "depth.py"
     spec = snakefile.parent / "elth" / "transform" / "spec.py"
     for module, stale in ((depth, {"ett": 4, "retrain": 4, "aggregate": 1, "figure": 2, "table": 2, "claims": 1,
-                                   "report": 1, "all": 1}), (spec, {})):
+                                   "report": 1, "benchmarks": 1, "all": 1}), (spec, {})):
         original = module.read_text()
         module.write_text(original + "\n# an edit\n")
         edited = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
@@ -110,20 +110,20 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
 
     respecced = dry_run_after(lambda study: study["ett"][1].update(spec="0:0"))
     assert job_counts(respecced) == {"ett": 2, "retrain": 2, "aggregate": 1, "figure": 2, "table": 2,
-                                     "claims": 1, "report": 1, "all": 1}
+                                     "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
     recounted = dry_run_after(lambda study: study["pruning"].update(count="open_lth"))
     assert job_counts(recounted) == {"imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1, "figure": 2, "table": 2,
-                                     "claims": 1, "report": 1, "all": 1}
+                                     "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
     assert job_counts(more) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
-                                "figure": 2, "table": 2, "claims": 1, "report": 1, "all": 1}
+                                "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more)) == {"1"}
     # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
     added = dry_run_after(lambda study: (study["models"].append("resnet20-w0.25"), study["ett"].append(
         {"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})))
     assert job_counts(added) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
-                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "all": 1}
+                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added)) == {"resnet20-w0.25"}
 
     shutil.rmtree(run_dir / "imp" / "level1")
@@ -131,7 +131,7 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
     # not the dense runs.
     assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2,
-                                        "table": 2, "claims": 1, "report": 1, "all": 1}
+                                        "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
 
 
 def test_a_new_reading_of_a_spec_reruns_only_the_transformations_whose_plan_changed(fashion_root: Path,

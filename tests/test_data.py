@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from elth import data
-from elth.errors import ConfigError, DatasetMissing
+from elth.errors import CheckpointError, ConfigError, DatasetMissing
 
 from conftest import ROOT, write_mnist_like
 
@@ -120,12 +120,8 @@ def test_unknown_augmentation_is_refused() -> None:
         device_data(("rotate",))
 
 
-def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) -> None:
+def write_image_folder(tmp_path: Path) -> None:
     from PIL import Image
-
-    from elth.checkpoint import build_for
-    from elth.recipe import Recipe
-    from elth.train import train
 
     rng = torch.Generator().manual_seed(0)
     for split in ("train", "val"):
@@ -135,6 +131,14 @@ def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) 
             for i in range(4):
                 pixels = torch.randint(0, 255, (40, 48, 3), generator=rng, dtype=torch.uint8).numpy()
                 Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) -> None:
+    from elth.checkpoint import build_for
+    from elth.recipe import Recipe
+    from elth.train import train
+
+    write_image_folder(tmp_path)
     assert data.manifest("imagenet", tmp_path)["train"] == 8
     stream = data.open_data("imagenet", {"root": str(tmp_path)}, torch.device("cpu"), workers=0)
     x, y = next(stream.epoch(seed=0, epoch=0, batch_size=4))
@@ -142,3 +146,42 @@ def test_imagenet_streams_from_an_image_folder_through_training(tmp_path: Path) 
     model = build_for("imagenet-resnet-1-1-1-1", "imagenet", seed=0)
     history = train(model, stream, Recipe(epochs=1, batch_size=4, lr=0.01), seed=0).history
     assert history[0]["step"] == 2 and 0.0 <= history[0]["test_acc"] <= 1.0
+
+
+def test_a_job_loads_the_decoded_splits_and_gets_the_same_data(cifar_root: Path, tmp_path: Path) -> None:
+    """prepare_data decodes once (`--splits`); a job given that file loads the same tensors without
+    reading the dataset's files, and refuses another dataset's file."""
+    # In process: the fixture points torchvision's md5 checks at its own files in this process only.
+    data.main(["cifar10", "--root", str(cifar_root), "--splits", str(tmp_path / "splits.pt"),
+               "-o", str(tmp_path / "dataset.json")])
+    options = {"root": str(cifar_root), "train_subset": 60, "augment": ["crop"]}
+    direct = data.open_data("cifar10", options, torch.device("cpu"))
+    (cifar_root / "cifar-10-batches-py" / "data_batch_1").unlink()  # the job must not read the files again
+    decoded = data.open_data("cifar10", options | {"splits": str(tmp_path / "splits.pt")}, torch.device("cpu"))
+    for a, b in ((direct.train, decoded.train), (direct.test, decoded.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert [torch.equal(x, u) for (x, _), (u, _) in zip(direct.epoch(0, 0, 16), decoded.epoch(0, 0, 16))] == [True] * 3
+    with pytest.raises(CheckpointError, match="is not the decoded svhn"):
+        data.open_data("svhn", {"splits": str(tmp_path / "splits.pt")}, torch.device("cpu"))
+
+
+def test_imagenet_streams_from_the_file_list_prepare_data_saved(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """ImageNet's 1.3M files are listed once, by prepare_data; a job streams them from that list."""
+    from torchvision import datasets
+
+    write_image_folder(tmp_path)
+    data.write_splits("imagenet", tmp_path, False, tmp_path / "splits.pt")
+    walked = datasets.ImageFolder(str(tmp_path / "imagenet" / "train")).samples
+
+    def no_walk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the job walked the image folder again")
+
+    monkeypatch.setattr(datasets.ImageFolder, "make_dataset", staticmethod(no_walk))
+    stream = data.open_data("imagenet", {"root": str(tmp_path), "splits": str(tmp_path / "splits.pt")},
+                            torch.device("cpu"), workers=0)
+    assert stream.steps_per_epoch(4) == 2
+    loader = data.streaming_loader(tmp_path, True, 4, 0, 0, 0, samples=stream._samples["train"])
+    assert loader.dataset.samples == walked
+    x, y = next(stream.epoch(seed=0, epoch=0, batch_size=4))
+    assert x.shape == (4, 3, 224, 224) and set(y.tolist()) <= {0, 1}

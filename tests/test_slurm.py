@@ -3,9 +3,12 @@ real one-node cluster (munged, slurmctld and slurmd started in a temporary direc
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,10 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, write_mnist_like
+from elth.checkpoint import Checkpoint
 
 TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 PARTITION = "elth"  # not the cluster's default: a job reaches it only through ELTH_SLURM_PARTITION
@@ -58,6 +64,7 @@ def dry_run_resources(workdir: Path, config: Path, env: dict[str, str], *targets
                           "--configfile", str(config), "-n", *targets],
                          capture_output=True, text=True, cwd=ROOT, env=env)
     assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    assert "localrules directive specifies rules that are not present" not in run.stdout, run.stdout[:2000]
     jobs = {}
     for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", run.stdout, re.M):
         model = re.search(r"model=([^,\n]+)", body)
@@ -222,32 +229,66 @@ def scontrol_job(job_id: str, env: dict[str, str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
 
-def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job(
+def run_jobs(output: str, env: dict[str, str]) -> list[dict[str, str]]:
+    """The SLURM jobs of one Snakemake run, in submission order, each with its `Rule`: the executor
+    names every job after the run's id, which Snakemake's output gives, and notes the rule in its
+    comment (`rule_<rule>` or `rule_<rule>_wildcards_<values>`). Ended jobs stay listed for MinJobAge."""
+    run_id = re.search(r"SLURM run ID: (\S+)", output)
+    assert run_id, output[-3000:]
+    listing = subprocess.run(["scontrol", "-o", "show", "job"], env=env, capture_output=True, text=True).stdout
+    jobs = [dict(item.split("=", 1) for item in line.split() if "=" in item) for line in listing.splitlines()]
+    jobs = sorted((job for job in jobs if job.get("JobName") == run_id[1]), key=lambda job: int(job["JobId"]))
+    for job in jobs:
+        job["Rule"] = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
+    return jobs
+
+
+def run_through_profile(cluster: Cluster, workdir: Path, config: Path, *targets: str) -> subprocess.CompletedProcess:
+    """Snakemake through workflow/profiles/slurm, checking job states every second instead of the
+    profile's every 20 s after a submission."""
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+         "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), f"--configfile={config}",
+         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+         "--latency-wait", "5", *targets],
+        capture_output=True, text=True, cwd=ROOT, env=cluster.env, timeout=420)
+    assert run.returncode == 0, ((run.stdout + run.stderr)[-4000:], tail(cluster.logs / "slurmctld.log"))
+    return run
+
+
+# The logs of the rules the Snakefile's `localrules` names that a study without ETTs, linear mode
+# connectivity or RigL runs (lmc_aggregate, lmc_figure, lmc_table and flops need training jobs of
+# their own; the dry run above checks that every name in `localrules` is a rule).
+LOCAL_LOGS = ["aggregate.log", "fig3.log", "table2.log", "table3.log", "claims.log", "benchmarks.log", "report.log"]
+
+
+def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job_the_report_locally(
         cluster: Cluster, fashion_root: Path, tmp_path: Path) -> None:
     threads = min(2, os.cpu_count() or 1)
     config = tiny_config(fashion_root, tmp_path, threads)
-    # Two jobs, the data check and one dense run: each SLURM job starts Snakemake twice (the batch
-    # job, then its srun step), and the executor's polling adds up to 10 s per job.
+    # One model: four SLURM jobs (data check, dense run, IMP ticket, its retraining), each starting
+    # Snakemake twice (the batch job, then its srun step), and the executor's polling adds up to
+    # 10 s per job; then the tables, figure and report, on this host.
+    study = yaml.safe_load(config.read_text())
+    study["models"] = ["resnet8-w0.25"]
+    config.write_text(yaml.safe_dump(study))
     started = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), "--configfile", str(config),
-         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-         "--latency-wait", "5", f"{RUN}/dense/summary.json"],
-        capture_output=True, text=True, cwd=ROOT, env=cluster.env, timeout=300)
-    assert run.returncode == 0, ((run.stdout + run.stderr)[-4000:], tail(cluster.logs / "slurmctld.log"))
-    print(f"two SLURM jobs in {time.monotonic() - started:.0f} s")
+    run = run_through_profile(cluster, tmp_path, config)
+    print(f"a study of four SLURM jobs and {len(LOCAL_LOGS)} local ones in {time.monotonic() - started:.0f} s")
 
     run_dir = tmp_path / RUN
     for f in ["rewind.pt", "final.pt", "metrics.csv", "summary.json"]:
         assert (run_dir / "dense" / f).is_file(), f
     assert (tmp_path / "results" / "fashion-mnist" / "dataset.json").is_file()
+    assert (tmp_path / "results" / "report.md").is_file()
 
     # Each job's log opens with its SLURM job id; SLURM ran it in the partition the environment
-    # named, with the runtime, memory and CPUs of its kind and model.
+    # named, with the runtime, memory and CPUs of its kind, family and model.
     logs = tmp_path / "logs" / "fashion-mnist"
     expected = {"prepare_data.log": ("00:05:00", "500M", "1"),
-                "resnet8-w0.25/seed0/dense.log": ("00:08:00", "700M", str(threads))}
+                "resnet8-w0.25/seed0/dense.log": ("00:08:00", "700M", str(threads)),
+                "resnet8-w0.25/seed0/imp/level1/ticket.log": ("00:06:00", "650M", "1"),
+                "resnet8-w0.25/seed0/imp/level1/retrain.log": ("00:08:00", "700M", str(threads))}
     ids = set()
     for log, (limit, memory, cpus) in expected.items():
         first = (logs / log).read_text().splitlines()[0]
@@ -257,4 +298,82 @@ def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job(
         job = scontrol_job(job_id[1], cluster.env)
         assert (job["JobState"], job["Partition"]) == ("COMPLETED", PARTITION), (log, job)
         assert (job["TimeLimit"], job["MinMemoryNode"], job["NumCPUs"]) == (limit, memory, cpus), (log, job)
-    assert len(ids) == 2
+    assert len(ids) == 4
+
+    # The local rules ran in Snakemake's own process tree, outside any SLURM job: their logs carry
+    # no job id, and the run submitted nothing else.
+    for log in LOCAL_LOGS:
+        assert "slurm job" not in (tmp_path / "logs" / log).read_text(), log
+    assert sorted(job["Rule"] for job in run_jobs(run.stdout + run.stderr, cluster.env)) == [
+        "dense", "imp_ticket", "prepare_data", "retrain"]
+
+
+# The retried training job: a model whose epoch of 4,096 images takes seconds on one thread.
+RETRIED = "results/fashion-mnist/resnet8/seed0/dense"
+# Seconds of training the job is given, against SLURM's 1-minute limit, which slurmctld enforces
+# when it next checks, up to 30 s later: the first attempt is always killed, and the second (2
+# minutes) has time to finish from the last epoch saved, unless other work slows the machine.
+TRAINING_S = 100
+
+
+def epochs_for(data_root: Path, recipe: dict, workdir: Path) -> int:
+    """How many epochs of `recipe` last about TRAINING_S seconds here, from one epoch timed by the
+    training CLI, so the job outlives its first time limit on a fast machine as on a slow one."""
+    probe = workdir / "probe"
+    subprocess.run([sys.executable, "-m", "elth.train", "--model", "resnet8", "--dataset", "fashion-mnist",
+                    "--seed", "0", "--recipe", json.dumps(recipe | {"epochs": 1}), "--threads", "1",
+                    "--data", json.dumps({"root": str(data_root), "augment": []}), "--out", str(probe)],
+                   check=True, capture_output=True, cwd=ROOT)
+    return max(4, math.ceil(TRAINING_S / json.loads((probe / "summary.json").read_text())["wall_s"]))
+
+
+def test_a_training_job_killed_at_its_time_limit_is_resubmitted_with_more_time_and_resumes_to_the_same_weights(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """About three to four minutes: the first attempt's minute and up to 30 s more, the second's
+    minute or so, and the executor's checks, which back off by 10 s each while a job runs."""
+    data_root = tmp_path / "data"
+    write_mnist_like(data_root / "FashionMNIST" / "raw", n_train=4096)
+    recipe = {"batch_size": 64, "lr": 0.05, "rewind": "1it"}
+    recipe["epochs"] = epochs_for(data_root, recipe, tmp_path)
+    config = tmp_path / "retry.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiment": "retry", "dataset": {"name": "fashion-mnist", "root": str(data_root), "augment": []},
+        "seeds": [0], "models": ["resnet8"], "recipes": {"cifar-resnet": recipe}, "pruning": {"levels": 1},
+        "resources": {"threads": 1, "device": "cpu",
+                      "sizes": {"train": {"runtime": 1, "mem_mb": 700}, "other": {"mem_mb": 500}}}}))
+    local = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), f"--configfile={config}", "--cores", "1"]
+    # The data check here, so that the cluster runs the training job alone (the test above submits one).
+    subprocess.run([*local, "-d", str(tmp_path), "results/fashion-mnist/dataset.json"], check=True,
+                   capture_output=True, cwd=ROOT)
+    # The uninterrupted run, on this host beside the cluster's (one thread each).
+    straight = tmp_path / "straight"
+    with open(tmp_path / "straight.out", "w") as out:
+        reference = subprocess.Popen([*local, "-d", str(straight), f"{RETRIED}/summary.json"], stdout=out,
+                                     stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    try:
+        started = time.monotonic()
+        run = run_through_profile(cluster, tmp_path, config, f"{RETRIED}/summary.json")
+        seconds = time.monotonic() - started
+        assert reference.wait(timeout=300) == 0, (tmp_path / "straight.out").read_text()[-3000:]
+    finally:
+        if reference.poll() is None:
+            os.killpg(reference.pid, signal.SIGKILL)
+            reference.wait()
+
+    # SLURM killed each attempt but the last at its limit; each was resubmitted with one more minute.
+    dense = run_jobs(run.stdout + run.stderr, cluster.env)
+    print(f"{recipe['epochs']} epochs in {len(dense)} attempts through SLURM in {seconds:.0f} s")
+    assert len(dense) >= 2 and {job["Rule"] for job in dense} == {"dense"}, dense
+    assert [(job["JobState"], job["TimeLimit"]) for job in dense] == [
+        ("TIMEOUT", f"00:0{attempt}:00") for attempt in range(1, len(dense))] + [("COMPLETED", f"00:0{len(dense)}:00")]
+    # The last attempt went on from the epoch the one before it had saved, to the weights and the
+    # metrics of a run that was never stopped.
+    log = (tmp_path / "logs" / "fashion-mnist" / "resnet8" / "seed0" / "dense.log").read_text()
+    assert re.search(rf"^resuming from {RETRIED}/resume.pt at step [1-9]\d* ", log, re.M), log
+    assert not (tmp_path / RETRIED / "resume.pt").exists()
+    for name in ("final.pt", "rewind.pt"):
+        a, b = (Checkpoint.load(work / RETRIED / name).state for work in (straight, tmp_path))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    metrics = [pd.read_csv(work / RETRIED / "metrics.csv").drop(columns=["seconds", "train_seconds"])
+               for work in (straight, tmp_path)]
+    pd.testing.assert_frame_equal(*metrics)

@@ -173,3 +173,28 @@ def test_a_resume_file_of_another_configuration_is_ignored(tmp_path: Path) -> No
     fresh = train(tiny_model(), data, short, seed=0, resume=resume, fingerprint="b")
     reference = train(tiny_model(), data, short, seed=0)
     assert [r["train_loss"] for r in fresh.history] == [r["train_loss"] for r in reference.history]
+
+
+def test_the_compile_path_trains_alone_and_stacked_as_the_eager_one_does() -> None:
+    """`engine.compile` wraps the forward in torch.compile: on the CPU it needs a C++ compiler
+    (inductor's backend); without one the test says so and skips. A compiled run ends with the
+    eager run's weights to float tolerance, its pruned weights exactly zero, alone and stacked."""
+    import shutil
+
+    from elth.train import train_together
+
+    if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+        pytest.skip("no C++ compiler on PATH: torch.compile's CPU backend (inductor) needs one")
+    recipe = Recipe(epochs=1, batch_size=32, lr=0.05)
+    masks = [random_mask(tiny_model(s), 0.5, s) for s in (0, 1)]
+    eager, compiled = tiny_model(0), tiny_model(0)
+    train(eager, tiny_data(), recipe, seed=0, mask=masks[0])
+    train(compiled, tiny_data(), recipe, seed=0, mask=masks[0], compile=True)
+    stacked_eager, stacked = [tiny_model(s) for s in (0, 1)], [tiny_model(s) for s in (0, 1)]
+    train_together(stacked_eager, tiny_data(), recipe, seeds=[0, 1], masks=masks)
+    train_together(stacked, tiny_data(), recipe, seeds=[0, 1], masks=masks, compile=True)
+    for ref, got, mask in ((eager, compiled, masks[0]), *zip(stacked_eager, stacked, masks)):
+        for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
+            assert torch.allclose(a.float(), b.float(), atol=1e-3, rtol=1e-3), name  # fused kernels round otherwise
+        params = dict(got.named_parameters())
+        assert all(bool((params[k][~mask[k]] == 0).all()) for k in mask)

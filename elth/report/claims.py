@@ -31,6 +31,7 @@ import pandas as pd
 from elth import io
 from elth.errors import ElthError, cli_errors
 from elth.report.figures import depth_label, label, model_title
+from elth.report.html import convert
 from elth.report.lmc import instabilities
 
 PAI = ["random", "magnitude", "snip", "grasp", "synflow"]
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ett-scheme", default="default")
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
+    p.add_argument("--html", help="the tables also as a page of their own, for Snakemake's report")
     args = p.parse_args(argv)
     runs = read(args.runs, RUNS_COLUMNS, keep_default_na=False)
     interpolations = None
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown(table, args.near_pp, args.stable_pp)
     io.write_text(args.csv, table.to_csv(index=False))
     io.write_text(args.md, text)
+    if args.html:
+        io.write_text(args.html, convert(text, "claims"))
     print(text)
 
 

@@ -24,6 +24,7 @@ from elth import io  # noqa: E402
 from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.lmc import BN_MODES, COLUMNS, instability  # noqa: E402
 from elth.report.figures import label, model_order, model_title, save, suptitle  # noqa: E402
+from elth.report.html import convert  # noqa: E402
 from elth.report.tables import paper_numbers  # noqa: E402
 
 TICKET = ["dataset", "model", "level", "method", "source", "scheme"]
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     tab.add_argument("--runs", required=True)
     tab.add_argument("--csv", required=True)
     tab.add_argument("--md", required=True)
+    tab.add_argument("--html", help="the table also as a page of its own, for Snakemake's report")
     args = p.parse_args(argv)
     if args.command == "aggregate":
         runs = collect(args.interpolations, args.experiment)
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         text = markdown(summary)
         io.write_text(args.csv, summary.to_csv(index=False))
         io.write_text(args.md, text)
+        if args.html:
+            io.write_text(args.html, convert(text, "lmc"))
         print(text)
 
 

@@ -22,6 +22,7 @@ import yaml
 from elth import io
 from elth.errors import cli_errors
 from elth.report.figures import label, model_order, model_title
+from elth.report.html import convert
 
 ROW_ORDER = ["Dense", "IMP", "Reinit", "Random", "Magnitude", "SNIP", "GraSP", "SynFlow"]
 
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sparsity", type=float, required=True, help="the IMP sparsity to compare at (nearest level)")
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
+    p.add_argument("--html", help="the table also as a page of its own, for Snakemake's report")
     args = p.parse_args(argv)
     runs = pd.read_csv(args.runs, keep_default_na=False)
     if args.table == "table2":
@@ -244,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         text += "".join(f"- {r['target']} from {r['source']}: {r['flag']}\n" for _, r in table.iterrows() if r["flag"])
     io.write_text(args.csv, table.to_csv(index=False))
     io.write_text(args.md, text)
+    if args.html:
+        io.write_text(args.html, convert(text, args.table))
     print(text)
 
 

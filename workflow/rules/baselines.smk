@@ -4,7 +4,7 @@
 
 rule baseline:
     input:
-        data="results/{dataset}/dataset.json",
+        data="results/{dataset}/splits.pt",
         rewind=f"{RUN}/dense/rewind.pt",
         reference=f"{RUN}/imp/level{{level}}/ticket.pt",
     output:
@@ -20,6 +20,8 @@ rule baseline:
         **baseline_resources(),
     log:
         "logs/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"

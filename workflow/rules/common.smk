@@ -2,13 +2,15 @@
 import functools
 import glob
 import hashlib
+import json
 import os
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from elth import config as study
+from elth import schema
 from elth.errors import ConfigError
 from elth.transform.spec import Plan, plan_for
 
@@ -21,8 +23,19 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+# `--configfile A results/x` reads the target as a config file too (the flag takes every later word). A .pdf, .md
+# or .csv target fails inside Snakemake before this file runs, where nothing of elth's can catch it; a .json one
+# (a summary.json) arrives here as config keys, so name the fix rather than its keys.
+_TARGETS_READ_AS_CONFIG = [p for p in map(os.path.relpath, workflow.overwrite_configfiles)
+                           if p.split(os.sep)[0] == "results"]
+if _TARGETS_READ_AS_CONFIG:
+    raise WorkflowError(f"{_TARGETS_READ_AS_CONFIG[0]} was read as a config file: --configfile takes every word "
+                        "after it; write --configfile=FILE, or put the targets before --configfile")
+# The schema's defaults are filled in as Snakemake's validate(set_default=True) fills them, but a schema failure
+# is one line naming the key, what it expects and the nearest valid key, where Snakemake's validate prints the
+# whole schema and config after it.
 try:
+    schema.validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
     study.check(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -81,7 +94,7 @@ def fingerprint(*paths, exclude=()):
 SPEC_PARSER = "elth/transform/spec.py"
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
 COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
-               "elth/prune/mask.py")
+               "elth/prune/mask.py", "elth/gpus.py")
 CODE = {
     "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
@@ -89,11 +102,12 @@ CODE = {
     # The spec parser is left out: each ETT and transfer job carries its resolved plan as a param, so a
     # change in how specs read reruns exactly the jobs whose plan it changes, not every transformation.
     "ett": fingerprint("elth/transform", *COMMON_CODE, exclude=[SPEC_PARSER]),
-    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", "elth/gpus.py",
-                            *COMMON_CODE),
+    "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", *COMMON_CODE),
     "report": fingerprint("elth/report", "elth/io.py", "elth/models/names.py"),
-    "dst": fingerprint("elth/dst", "elth/train.py", "elth/recipe.py", "elth/stack.py", "elth/prune/magnitude.py", *COMMON_CODE),
-    "flops": fingerprint("elth/flops.py", "elth/dst", "elth/recipe.py", "elth/prune/magnitude.py", *COMMON_CODE),
+    "dst": fingerprint("elth/dst", "elth/train.py", "elth/recipe.py", "elth/stack.py", "elth/prune/magnitude.py",
+                       *COMMON_CODE),
+    "flops": fingerprint("elth/flops.py", "elth/dst", "elth/recipe.py", "elth/prune/magnitude.py",
+                         "elth/report/html.py", *COMMON_CODE),
     "lmc": fingerprint("elth/lmc.py", "elth/train.py", *COMMON_CODE),
     "transfer": fingerprint("elth/transfer.py", "elth/transform", *COMMON_CODE, exclude=[SPEC_PARSER]),
 }
@@ -176,6 +190,79 @@ def lmc_targets():
     if not LMC_TICKETS:
         return []
     return lmc_results("instability.json") + ["results/figures/fig7.pdf", "results/tables/lmc.md"]
+
+
+def report_pages():
+    """The HTML page of every table the default target makes, for Snakemake's report: targets of their
+    own, so that a page missing beside its markdown (a study that ran before the pages existed) is made."""
+    tables = ["table2", "table3", "claims", "benchmarks"]
+    tables += (["table4"] if TRANSFER else []) + (["lmc"] if LMC_TICKETS else [])
+    return [f"results/tables/{t}.html" for t in tables] + [f[:-len(".md")] + ".html" for f in flops_tables()]
+
+
+class Paths(tuple):
+    """Paths a rule reads without depending on them, as one param: a shell command gets every path,
+    Snakemake's report and job record their count (a paper study's benchmark files are 5,000 paths,
+    which the report would print in full beside its table). So a new list of the same length is no
+    params change: the rule that reads them has inputs that change with it."""
+
+    def __repr__(self):
+        return f"<{len(self)} paths>"
+
+    __str__ = __repr__
+
+
+def benchmark_files():
+    """The benchmark file of every job of the default target that trains, scores or transforms (the
+    rules' `benchmark:` paths, which mirror their logs under benchmarks/ and end in the rule's name):
+    what `benchmarks` reads into benchmarks.csv. A param of that rule, not its input, so a missing
+    file (a job that ran before benchmarks were recorded) is reported there instead of rerunning the
+    job."""
+    def bench(result, name):  # results/<dir>/<file> -> benchmarks/<dir>/<name>.tsv
+        return f"benchmarks/{os.path.dirname(result)[len('results/'):]}/{name}.tsv"
+
+    alone = config["engine"]["tickets_per_job"] == 1
+    stacked = () if alone else ("retrain",)  # ETT and baseline tickets retrain in together.smk's groups
+    files = [f"benchmarks/{DATASET}/prepare_data.tsv"]
+    files += [bench(os.path.dirname(s), "dense") for s in dense_summaries()]
+    files += [bench(s, rule) for s in imp_summaries() for rule in ("imp_ticket", "retrain")]
+    files += [bench(s, rule) for s in ett_summaries() for rule in ("ett", "retrain") if rule not in stacked]
+    files += [bench(s, rule) for s in baseline_summaries() for rule in ("baseline", "retrain") if rule not in stacked]
+    files += [bench(s, "rigl") for s in rigl_summaries()]
+    files += [bench(s, rule) for s in transfer_summaries() for rule in ("transfer", "retrain")]
+    if TRANSFER:  # the source dataset's check, dense runs and IMP rounds up to the last level transferred
+        last = max(COMPARED)
+        sources = sorted({src for src, _, _ in TRANSFER})
+        runs = [f"benchmarks/{TRANSFER_FROM}/{m}/seed{s}" for m in sources for s in SEEDS]
+        files += [f"benchmarks/{TRANSFER_FROM}/prepare_data.tsv"] + [f"{run}/dense.tsv" for run in runs]
+        files += [f"{run}/imp/level{k}/imp_ticket.tsv" for run in runs for k in range(1, last + 1)]
+        files += [f"{run}/imp/level{k}/retrain.tsv" for run in runs for k in range(1, last)]
+    if not alone:
+        files += [f"benchmarks/{DATASET}/{m}/seed{s}/together/level{k}-group{g}.tsv" for m in MODELS
+                  for g in range(len(ticket_groups(m))) for s in SEEDS for k in COMPARED]
+    if LMC_TICKETS:  # a copy per noise seed but the run's own (its retraining), and each interpolation
+        noise = sorted({n for pair in config["lmc"]["noise_seeds"] for n in pair})
+        if alone:
+            files += [f"benchmarks/{DATASET}/{m}/seed{s}/{ticket}/lmc/noise{n}/lmc_copy.tsv"
+                      for m, ticket in LMC_TICKETS for s in LMC_SEEDS for n in noise if n != s]
+        else:
+            files += [f"benchmarks/{DATASET}/{m}/seed{s}/lmc/level{k}-group{g}-noise{n}.tsv"
+                      for m, k, g, _ in lmc_ticket_groups() for s in LMC_SEEDS for n in noise if n != s]
+        files += [bench(r, "lmc") for r in lmc_results("instability.json")]
+    files += [bench(f, os.path.basename(f)[:-len(".md")]) for f in flops_tables()]
+    return Paths(files)
+
+
+def benchmark_groups():
+    """What each stacked job trains, which its benchmark file's path does not say: per model, the
+    ticket kinds of each group of together.smk (by group number), and per `model/level<k>`, the
+    tickets of each group of linear mode connectivity's copies; as JSON for the CLI."""
+    if config["engine"]["tickets_per_job"] == 1:
+        return "{}"
+    lmc = {}
+    for m, k, _, tickets in lmc_ticket_groups():
+        lmc.setdefault(f"{m}/level{k}", []).append(tickets)
+    return json.dumps({"together": {m: ticket_groups(m) for m in MODELS}, "lmc": lmc})
 
 
 def ett_spec(wildcards):
@@ -326,10 +413,12 @@ def gpus():
     return 0 if config["resources"]["device"] == "cpu" else 1
 
 
-def sized(kind, gpu=0, model=None):
+def sized(kind, gpu=0, model=None, runs=1):
     """A rule's resources (`resources: **sized("train", gpus())`): the size of its kind, for train
     and ticket jobs that of the job's model (its `model` wildcard, or `model` for a rule made for
-    one), and `gpu` GPUs. The executor asks for one CPU per thread (--cpus-per-task) by itself."""
+    one), and `gpu` GPUs. The executor asks for one CPU per thread (--cpus-per-task) by itself.
+    `runs` multiplies the runtime for a job that trains that many tickets stacked, which can take
+    up to that many runs' time where one would not fill the device."""
 
     def field(key):
         # A value no family or model overrides is one constant for every job: cheaper than a
@@ -339,11 +428,21 @@ def sized(kind, gpu=0, model=None):
             return job_size(kind, model).get(key)
         return lambda wildcards: job_size(kind, wildcards.model).get(key)
 
-    resources = {key: field(key) for key in ("runtime", "mem_mb")}
+    resources = {"runtime": by_attempt(field("runtime"), runs), "mem_mb": field("mem_mb")}
     resources.update(gpu=gpu, slurm_partition=field("partition"), slurm_account=SLURM_ACCOUNT)
     if gpu:
         resources["gpu_model"] = field("gpu_model")
     return resources
+
+
+def by_attempt(runtime, runs):
+    """`runs` times a runtime (a number, or a function of the wildcards) times the job's attempt.
+    The SLURM profile's retries resubmit a job killed at its time limit with twice its time, then
+    three times, and a training job continues from its resume.pt: a size set too tight costs a
+    resubmission, not a failed study. Elsewhere, and on every first attempt, attempt is 1."""
+    if callable(runtime):
+        return lambda wildcards, attempt: runtime(wildcards) * runs * attempt
+    return lambda wildcards, attempt: runtime * runs * attempt
 
 
 # Under SLURM, each rule's log opens with the job's SLURM id (what tests/test_slurm.py checks); run

@@ -1,9 +1,11 @@
-# Check the dataset once, before any training job, and record what was found.
+# Check the dataset once, before any training job, record what was found, and decode it into the
+# tensors (ImageNet: the file lists) that every later job loads instead of reading it again.
 
 
 rule prepare_data:
     output:
-        "results/{dataset}/dataset.json",
+        manifest="results/{dataset}/dataset.json",
+        splits="results/{dataset}/splits.pt",
     params:
         code=CODE["data"],
         root=lambda w: study.dataset_section(config, w.dataset)["root"],
@@ -12,6 +14,9 @@ rule prepare_data:
         **sized("other"),
     log:
         "logs/{dataset}/prepare_data.log",
+    benchmark:
+        "benchmarks/{dataset}/prepare_data.tsv"
     shell:
-        "{{ {SLURM_JOB}; {PY} -m elth.data {wildcards.dataset} --root {params.root} {params.download} -o {output}; }}"
+        "{{ {SLURM_JOB}; {PY} -m elth.data {wildcards.dataset} --root {params.root} {params.download}"
+        " --splits {output.splits} -o {output.manifest}; }}"
         " 2>&1 | tee {log}"

@@ -5,7 +5,7 @@
 rule dense:
     priority: CHAIN_PRIORITY
     input:
-        data="results/{dataset}/dataset.json",
+        data="results/{dataset}/splits.pt",
     output:
         rewind=f"{RUN}/dense/rewind.pt",
         final=f"{RUN}/dense/final.pt",
@@ -20,6 +20,8 @@ rule dense:
         **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/dense.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/dense.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"

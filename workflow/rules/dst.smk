@@ -9,7 +9,7 @@ def rigl_multiplier(wildcards):
 
 rule rigl:
     input:
-        data="results/{dataset}/dataset.json",
+        data="results/{dataset}/splits.pt",
         like=f"{RUN}/imp/level{{level}}/ticket.pt",
     output:
         final=f"{RUN}/dst/{{dst}}/level{{level}}/final.pt",
@@ -27,6 +27,8 @@ rule rigl:
         **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/dst/{dst}/level{level}/rigl.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/dst/{dst}/level{level}/rigl.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.dst --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
@@ -40,7 +42,8 @@ rule flops:
     input:
         data="results/{dataset}/dataset.json".format(dataset=DATASET),
     output:
-        "results/tables/flops/{source}-to-{model}.md",
+        md="results/tables/flops/{source}-to-{model}.md",
+        html=report("results/tables/flops/{source}-to-{model}.html", caption="../report/flops.rst", category="Costs"),
     params:
         code=CODE["flops"],
         recipe=lambda w: study.recipe(config, w.model),
@@ -54,6 +57,8 @@ rule flops:
         **sized("other"),
     log:
         "logs/tables/flops/{source}-to-{model}.log",
+    benchmark:
+        "benchmarks/tables/flops/{source}-to-{model}.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.flops --source {wildcards.source} --target {wildcards.model} --dataset {DATASET}"
@@ -61,4 +66,4 @@ rule flops:
         " --manifest {input.data} {params.subset} --batch-size {params.recipe[batch_size]} --rewind {params.recipe[rewind]}"
         " --last-batch {params.last_batch}"
         " --unpruned {params.unpruned} --distribution {params.rigl[distribution]} --delta-t {params.rigl[delta_t]}"
-        " --stop {params.rigl[stop]} --multipliers {params.multipliers} -o {output}"
+        " --stop {params.rigl[stop]} --multipliers {params.multipliers} -o {output.md} --html {output.html}"

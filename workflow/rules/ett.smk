@@ -17,6 +17,8 @@ rule ett:
         **sized("ticket"),
     log:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"

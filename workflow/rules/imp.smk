@@ -18,6 +18,8 @@ rule imp_ticket:
         **sized("ticket"),
     log:
         "logs/{dataset}/{model}/seed{seed}/imp/level{level}/ticket.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/imp/level{level}/imp_ticket.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"

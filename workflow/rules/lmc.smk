@@ -17,7 +17,7 @@ if ENGINE["tickets_per_job"] == 1:
 
     rule lmc_copy:
         input:
-            data="results/{dataset}/dataset.json",
+            data="results/{dataset}/splits.pt",
             ticket=f"{RUN}/{{ticket}}/ticket.pt",
         output:
             final=f"{RUN}/{{ticket}}/lmc/noise{{noise}}/final.pt",
@@ -35,6 +35,8 @@ if ENGINE["tickets_per_job"] == 1:
             **sized("train", gpus()),
         log:
             "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/train.log",
+        benchmark:
+            "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/lmc_copy.tsv"
         shell:
             "exec > {log} 2>&1; {SLURM_JOB}; "
             "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
@@ -47,14 +49,13 @@ else:
     # stacked in one job (as together.smk does for ETT and baseline tickets).
     for _model, _level, _group, _tickets in lmc_ticket_groups():
         _dirs = [f"results/{{dataset}}/{_model}/seed{{seed}}/{t}" for t in _tickets]
-        _size = sized("train", gpus(), model=_model)
-        _size["runtime"] = _size["runtime"] * len(_tickets)
+        _size = sized("train", gpus(), model=_model, runs=len(_tickets))
 
         rule:
             name:
                 f"lmc_copies_{_model.replace('-', '_').replace('.', '_')}_level{_level}_{_group}"
             input:
-                data="results/{dataset}/dataset.json",
+                data="results/{dataset}/splits.pt",
                 tickets=[f"{d}/ticket.pt" for d in _dirs],
             output:
                 [f"{d}/lmc/noise{{noise}}/{name}" for d in _dirs for name in ("final.pt", "metrics.csv", "summary.json")],
@@ -71,6 +72,8 @@ else:
                 **_size,
             log:
                 f"logs/{{dataset}}/{_model}/seed{{seed}}/lmc/level{_level}-group{_group}-noise{{noise}}.log",
+            benchmark:
+                f"benchmarks/{{dataset}}/{_model}/seed{{seed}}/lmc/level{_level}-group{_group}-noise{{noise}}.tsv"
             shell:
                 "exec > {log} 2>&1; {SLURM_JOB}; "
                 "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
@@ -96,7 +99,7 @@ def trained_copy(end):
 
 rule lmc:
     input:
-        data="results/{dataset}/dataset.json",
+        data="results/{dataset}/splits.pt",
         a=trained_copy("a"),
         b=trained_copy("b"),
     output:
@@ -119,6 +122,8 @@ rule lmc:
         **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{a}-{b}/lmc.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{a}-{b}/lmc.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.lmc {input.a} {input.b} --noise-seeds {wildcards.a} {wildcards.b} --data '{params.data}'"

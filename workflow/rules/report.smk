@@ -5,8 +5,10 @@ rule aggregate:
     input:
         all_summaries(),
     output:
-        runs="results/tables/runs.csv",
-        summary="results/tables/summary.csv",
+        runs=report("results/tables/runs.csv", caption="../report/runs.rst", category="Tables",
+                    subcategory="Every run"),
+        summary=report("results/tables/summary.csv", caption="../report/summary.rst", category="Tables",
+                       subcategory="Every run"),
     params:
         code=CODE["report"],
         experiment=config["experiment"],
@@ -28,7 +30,7 @@ rule figure:
         runs="results/tables/runs.csv",
     output:
         pdf="results/figures/{figure}.pdf",
-        png="results/figures/{figure}.png",
+        png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures"),
     wildcard_constraints:
         figure="fig1|fig3|fig6|fig9-13",
     params:
@@ -54,6 +56,8 @@ rule table:
     output:
         csv="results/tables/{table}.csv",
         md="results/tables/{table}.md",
+        html=report("results/tables/{table}.html", caption="../report/table.rst", category="Tables",
+                    subcategory="The paper's tables"),
     wildcard_constraints:
         table="table2|table3|table4|table5",
     params:
@@ -66,7 +70,7 @@ rule table:
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.report.tables {wildcards.table} --runs {input.runs} --sparsity {params.sparsity}"
-        " --csv {output.csv} --md {output.md}"
+        " --csv {output.csv} --md {output.md} --html {output.html}"
 
 
 # Linear mode connectivity, with an `lmc` section: every interpolation in one tidy table, Fig 7
@@ -75,7 +79,7 @@ rule lmc_aggregate:
     input:
         lmc_results("interpolation.csv"),
     output:
-        "results/tables/lmc_runs.csv",
+        report("results/tables/lmc_runs.csv", caption="../report/lmc_runs.rst", category="Linear mode connectivity"),
     params:
         code=[CODE["report"], CODE["lmc"]],
         experiment=config["experiment"],
@@ -93,7 +97,7 @@ rule lmc_figure:
         runs="results/tables/lmc_runs.csv",
     output:
         pdf="results/figures/fig7.pdf",
-        png="results/figures/fig7.png",
+        png=report("results/figures/fig7.png", caption="../report/fig7.rst", category="Linear mode connectivity"),
     params:
         code=[CODE["report"], CODE["lmc"]],
     resources:
@@ -111,6 +115,7 @@ rule lmc_table:
     output:
         csv="results/tables/lmc.csv",
         md="results/tables/lmc.md",
+        html=report("results/tables/lmc.html", caption="../report/lmc.rst", category="Linear mode connectivity"),
     params:
         code=[CODE["report"], CODE["lmc"]],
     resources:
@@ -119,7 +124,7 @@ rule lmc_table:
         "logs/lmc_table.log",
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.lmc table --runs {input.runs} --csv {output.csv} --md {output.md}"
+        "{PY} -m elth.report.lmc table --runs {input.runs} --csv {output.csv} --md {output.md} --html {output.html}"
 
 
 # Which of the paper's claims the runs support, each verdict with the comparisons behind it.
@@ -130,6 +135,7 @@ rule claims:
     output:
         csv="results/tables/claims.csv",
         md="results/tables/claims.md",
+        html=report("results/tables/claims.html", caption="../report/claims.rst", category="Claims"),
     params:
         code=CODE["report"],
         lmc=lambda w, input: f"--lmc {input.lmc}" if input.lmc else "",
@@ -142,7 +148,32 @@ rule claims:
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.report.claims --runs {input.runs} {params.lmc} --near-pp {params.near} --stable-pp {params.stable}"
-        " --csv {output.csv} --md {output.md}"
+        " --csv {output.csv} --md {output.md} --html {output.html}"
+
+
+# What each job cost (wall and CPU seconds, peak memory), one row per job of a rule that trains,
+# scores or transforms, from the files their `benchmark:` directives write. Its inputs are the
+# study's results, which exist once every job has run; the benchmark files are a param, so a job
+# that ran before benchmarks were recorded is left out (and counted in the log), never rerun.
+rule benchmarks:
+    input:
+        runs="results/tables/runs.csv",
+        lmc=lmc_results("instability.json"),
+        flops=flops_tables(),
+    output:
+        csv=report("results/tables/benchmarks.csv", caption="../report/benchmarks.rst", category="Costs"),
+        html=report("results/tables/benchmarks.html", caption="../report/benchmarks.rst", category="Costs"),
+    params:
+        code=CODE["report"],
+        groups=benchmark_groups(),
+        files=benchmark_files(),
+    resources:
+        **sized("other"),
+    log:
+        "logs/benchmarks.log",
+    shell:
+        "exec > {log} 2>&1; {SLURM_JOB}; "
+        "{PY} -m elth.report.benchmarks --groups '{params.groups}' -o {output.csv} --html {output.html} {params.files}"
 
 
 rule report:

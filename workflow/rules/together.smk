@@ -8,15 +8,13 @@ if ENGINE["tickets_per_job"] > 1:
     for _model in MODELS:
         for _group, _kinds in enumerate(ticket_groups(_model)):
             _dirs = [f"results/{{dataset}}/{_model}/seed{{seed}}/{kind}/level{{level}}" for kind in _kinds]
-            # Stacking k tickets costs up to k runs' time where one would not fill the device.
-            _size = sized("train", gpus(), model=_model)
-            _size["runtime"] = _size["runtime"] * len(_kinds)
+            _size = sized("train", gpus(), model=_model, runs=len(_kinds))
 
             rule:
                 name:
                     f"retrain_together_{_model.replace('-', '_').replace('.', '_')}_{_group}"
                 input:
-                    data="results/{dataset}/dataset.json",
+                    data="results/{dataset}/splits.pt",
                     tickets=[f"{d}/ticket.pt" for d in _dirs],
                 output:
                     [f"{d}/{name}" for d in _dirs for name in ("final.pt", "metrics.csv", "summary.json")],
@@ -31,6 +29,8 @@ if ENGINE["tickets_per_job"] > 1:
                     **_size,
                 log:
                     f"logs/{{dataset}}/{_model}/seed{{seed}}/together/level{{level}}-group{_group}.log",
+                benchmark:
+                    f"benchmarks/{{dataset}}/{_model}/seed{{seed}}/together/level{{level}}-group{_group}.tsv"
                 shell:
                     "exec > {log} 2>&1; {SLURM_JOB}; "
                     "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"

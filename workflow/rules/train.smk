@@ -4,7 +4,7 @@
 rule retrain:
     priority: RETRAIN_PRIORITY
     input:
-        data="results/{dataset}/dataset.json",
+        data="results/{dataset}/splits.pt",
         ticket=f"{RUN}/{{ticket}}/ticket.pt",
     output:
         final=f"{RUN}/{{ticket}}/final.pt",
@@ -21,6 +21,8 @@ rule retrain:
         **sized("train", gpus()),
     log:
         "logs/{dataset}/{model}/seed{seed}/{ticket}/retrain.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/retrain.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"

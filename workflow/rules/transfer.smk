@@ -18,6 +18,9 @@ rule transfer:
         **sized("ticket"),
     log:
         "logs/{dataset}/{model}/seed{seed}/transfer/from-{from_dataset}/{source}/{scheme}/level{level}/transfer.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/seed{seed}/transfer/from-{from_dataset}/{source}/{scheme}/"
+        "level{level}/transfer.tsv"
     shell:
         "exec > {log} 2>&1; {SLURM_JOB}; "
         "{PY} -m elth.transfer {input.ticket} --from-dataset {wildcards.from_dataset} --source {wildcards.source}"
