@@ -40,7 +40,7 @@ def workflow_copy(tmp_path: Path) -> Path:
     """The workflow and the package sources in a scratch directory, so a test may edit the code."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for item in ("Snakefile", "config.yaml", "workflow", "elth"):
+    for item in ("Snakefile", "config.yaml", "environment.yml", "workflow", "elth"):
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, repo / item)
     return repo / "Snakefile"
 
@@ -97,6 +97,19 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
         edited = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
         assert job_counts(edited.stdout) == stale, module
         module.write_text(original)
+
+    # An edit of a rule's shell text alone reruns nothing under the profiles' rerun triggers (no `code`: the
+    # params' fingerprints cover the code); Snakemake's default, with `code`, makes those jobs stale.
+    rules = snakefile.parent / "workflow" / "rules" / "ett.smk"
+    original = rules.read_text()
+    rules.write_text(original.replace('"exec > {log} 2>&1; slurm_job; "', '"exec > {log} 2>&1; slurm_job; true; "'))
+    assert rules.read_text() != original
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "local" / "config.yaml").read_text())["rerun-triggers"]
+    chosen = snakemake(work, "--configfile", str(config), "-n", "--rerun-triggers", *profile, snakefile=snakefile)
+    assert job_counts(chosen.stdout) == {}
+    coded = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
+    assert job_counts(coded.stdout)["ett"] == 4
+    rules.write_text(original)
 
     # Config edits: one scheme's spec (the same plan, written as an explicit map) reruns that
     # scheme's transformations only; a new seed or a new target model adds its own runs and

@@ -34,7 +34,7 @@ COMMAND = re.compile(r"(?:\.venv/bin/)?(?:snakemake|python -m elth\S*)(?:\s|$)")
 # `...` and `<piece>` stand for the reader's own arguments.
 PLACEHOLDER = re.compile(r"\.\.\.|<[^>]+>")
 # What a clone holds that a dry run reads.
-CLONE = ("Snakefile", "config.yaml", "config", "workflow", "elth")
+CLONE = ("Snakefile", "config.yaml", "environment.yml", "config", "workflow", "elth")
 # The README's headline paper command before issue 19: `--configfile` takes every later word as a config file,
 # so the target is read as YAML and the command fails before the workflow is parsed.
 TRAP = ".venv/bin/snakemake --cores 8 --configfile config/paper/cifar10-resnet.yaml results/figures/fig3.pdf"

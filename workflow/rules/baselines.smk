@@ -22,9 +22,11 @@ rule baseline:
         "logs/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/baselines/{method}/level{level}/baseline.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.baseline {wildcards.method} --rewind {input.rewind} --reference {input.reference}"
         " --data '{params.data}' {params.options}"
         " --seed {wildcards.seed} --level {wildcards.level} --threads {threads} --device {params.device}"
         " -o {output.ticket}"

@@ -4,9 +4,11 @@ import glob
 import hashlib
 import json
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from snakemake.utils import min_version
 
 from elth import config as study
@@ -40,9 +42,18 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Rules run the elth CLIs with the interpreter that runs snakemake, so the environment that has
-# snakemake (the .venv of setup.sh) is the one that trains, without activating anything.
-PY = sys.executable
+# Every shell command runs after this prefix (Snakemake's own `set -euo pipefail` first), which defines the two
+# commands the rules use, so that no shell command names a global (as `snakemake --lint` asks).
+# - `python`: with --use-conda, the rule's conda environment's (environment.yml); otherwise the interpreter that
+#   runs snakemake, so the environment that has snakemake (the .venv of setup.sh) is the one that trains, without
+#   activating anything (a function, not a PATH entry: the directory of sys.executable may hold another python).
+# - `slurm_job`: under SLURM, opens each rule's log with the job's SLURM id (what tests/test_slurm.py checks); run
+#   anywhere else, it prints nothing.
+_PYTHON = "" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else (
+    f'python() {{ {shlex.quote(sys.executable)} "$@"; }}; ')
+_SLURM_JOB = 'slurm_job() { printf "${SLURM_JOB_ID:+slurm job $SLURM_JOB_ID on ${SLURMD_NODENAME:-?}\\n}"; }; '
+shell.prefix(f"set -euo pipefail; {_PYTHON}{_SLURM_JOB}".replace("{", "{{").replace("}", "}}"))
+
 DATASET = config["dataset"]["name"]
 MODELS = config["models"]
 SEEDS = config["seeds"]
@@ -51,8 +62,8 @@ LEVELS = range(1, config["pruning"]["levels"] + 1)
 COMPARED = study.compared_levels(config)
 RUN = "results/{dataset}/{model}/seed{seed}"
 ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.ett_jobs(config)}
-# Ticket directories under a run that the shared retraining rule serves: all of them, unless
-# engine.tickets_per_job > 1 gives the ETT and baseline tickets to together.smk's grouped rules.
+# Ticket directories under a run that the shared retraining rule serves (all of them, unless
+# engine.tickets_per_job > 1 gives the ETT and baseline tickets to together.smk's grouped rules).
 # IMP's tickets always retrain alone, so each IMP round waits only for its own model's previous
 # round, never for the chains of the models its ETTs come from; so do a dataset transfer's.
 _IMP = r"imp/level\d+"
@@ -75,7 +86,7 @@ TRANSFER_FROM = config["transfer"]["from"]["name"] if TRANSFER else None
 
 
 def fingerprint(*paths, exclude=()):
-    """A digest of a stage's own source files, passed as a rule param: Snakemake reruns a job whose
+    """A digest of a stage's own source files, passed as a param of the rules: Snakemake reruns a job whose
     params changed, so editing a module reruns the stages that use it and nothing upstream (its
     own code trigger sees only the rule body, not imported modules). `exclude` leaves out files whose
     effect a rule states more precisely as a param of its own (the ETT plan, for the spec parser)."""
@@ -156,6 +167,12 @@ def rigl_summaries():
             for method in RIGL_METHODS]
 
 
+def rigl_multiplier(wildcards):
+    """The RigL run's training-length multiplier from its method name (`rigl` 1, `rigl5x` 5): the name is
+    the wildcard, so the multiplier is read back from it rather than kept beside it."""
+    return 1 if wildcards.dst == "rigl" else int(wildcards.dst[4:-1])
+
+
 def flops_tables():
     """Sec 4.6's FLOPs comparison for every transfer pair, with a `rigl` section."""
     pairs = sorted({(src, t) for (src, t, _) in ETT}) if RIGL else []
@@ -201,7 +218,7 @@ def report_pages():
 
 
 class Paths(tuple):
-    """Paths a rule reads without depending on them, as one param: a shell command gets every path,
+    """Paths read without depending on them, as one param of a rule; a shell command gets every path,
     Snakemake's report and job record their count (a paper study's benchmark files are 5,000 paths,
     which the report would print in full beside its table). So a new list of the same length is no
     params change: the rule that reads them has inputs that change with it."""
@@ -373,10 +390,34 @@ def lmc_ticket_groups():
     one noise seed in one job, the copies sharing every batch as each copy alone would read it."""
     by_level = {}
     for model, ticket in LMC_TICKETS:
-        by_level.setdefault((model, int(ticket.rpartition("/level")[2])), []).append(ticket)
+        by_level.setdefault((model, int(ticket.rpartition("level")[2])), []).append(ticket)
     size = ENGINE["tickets_per_job"]
     return [(model, level, i // size, tickets[i:i + size]) for (model, level), tickets in by_level.items()
             for i in range(0, len(tickets), size)]
+
+
+def lmc_setting(key):
+    """A setting of the `lmc` section, read when a job needs it, so a study without the section
+    never reads it."""
+    if "lmc" not in config:
+        raise WorkflowError("linear mode connectivity needs an `lmc` section in the config (see the schema)")
+    return config["lmc"][key]
+
+
+def trained_copy(end):
+    """The input function of one end (`a` or `b`) of an interpolation: the ticket's own retraining
+    when that end's noise seed is the run's seed (`retrain` trains under the run's seed as its data
+    seed, so a copy would repeat it), else the copy trained under that noise seed (by `lmc_copy`, or
+    with engine.tickets_per_job > 1 stacked with its level's other copies)."""
+
+    def path(w):
+        run = RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
+        noise = w[end]
+        if int(noise) == int(w.seed):
+            return f"{run}/{w.ticket}/final.pt"
+        return f"{run}/{w.ticket}/lmc/noise{noise}/final.pt"
+
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -443,8 +484,3 @@ def by_attempt(runtime, runs):
     if callable(runtime):
         return lambda wildcards, attempt: runtime(wildcards) * runs * attempt
     return lambda wildcards, attempt: runtime * runs * attempt
-
-
-# Under SLURM, each rule's log opens with the job's SLURM id (what tests/test_slurm.py checks); run
-# anywhere else, it prints nothing.
-SLURM_JOB = 'printf "${SLURM_JOB_ID:+slurm job $SLURM_JOB_ID on ${SLURMD_NODENAME:-?}\\n}"'

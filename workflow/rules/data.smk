@@ -16,7 +16,9 @@ rule prepare_data:
         "logs/{dataset}/prepare_data.log",
     benchmark:
         "benchmarks/{dataset}/prepare_data.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{{ {SLURM_JOB}; {PY} -m elth.data {wildcards.dataset} --root {params.root} {params.download}"
+        "{{ slurm_job; python -m elth.data {wildcards.dataset} --root {params.root} {params.download}"
         " --splits {output.splits} -o {output.manifest}; }}"
         " 2>&1 | tee {log}"

@@ -22,8 +22,10 @@ rule dense:
         "logs/{dataset}/{model}/seed{seed}/dense.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/dense.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
         " --device {params.device} {params.train[engine]} --out $(dirname {output.final})"

@@ -3,10 +3,6 @@
 # training-FLOPs comparison of IMP, elastic tickets and RigL for every transfer pair.
 
 
-def rigl_multiplier(wildcards):
-    return 1 if wildcards.dst == "rigl" else int(wildcards.dst[4:-1])
-
-
 rule rigl:
     input:
         data="results/{dataset}/splits.pt",
@@ -29,9 +25,11 @@ rule rigl:
         "logs/{dataset}/{model}/seed{seed}/dst/{dst}/level{level}/rigl.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/dst/{dst}/level{level}/rigl.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.dst --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.dst --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --like {input.like}"
         " --unpruned {params.unpruned} --distribution {params.rigl[distribution]} --delta-t {params.rigl[delta_t]}"
         " --alpha {params.rigl[alpha]} --stop {params.rigl[stop]} --multiplier {params.multiplier}"
@@ -46,6 +44,7 @@ rule flops:
         html=report("results/tables/flops/{source}-to-{model}.html", caption="../report/flops.rst", category="Costs"),
     params:
         code=CODE["flops"],
+        dataset=DATASET,
         recipe=lambda w: study.recipe(config, w.model),
         unpruned=lambda w: " ".join(study.unpruned(config, w.model)),
         subset=f"--train-subset {config['dataset']['train_subset']}" if config["dataset"]["train_subset"] else "",
@@ -59,9 +58,11 @@ rule flops:
         "logs/tables/flops/{source}-to-{model}.log",
     benchmark:
         "benchmarks/tables/flops/{source}-to-{model}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.flops --source {wildcards.source} --target {wildcards.model} --dataset {DATASET}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.flops --source {wildcards.source} --target {wildcards.model} --dataset {params.dataset}"
         " --levels {params.pruning[levels]} --fraction {params.pruning[fraction]} --epochs {params.recipe[epochs]}"
         " --manifest {input.data} {params.subset} --batch-size {params.recipe[batch_size]} --rewind {params.recipe[rewind]}"
         " --last-batch {params.last_batch}"

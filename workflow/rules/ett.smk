@@ -19,9 +19,11 @@ rule ett:
         "logs/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/ett/from-{source}/{scheme}/level{level}/ett.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.transform {input.ticket} --source {wildcards.source} --dataset {wildcards.dataset}"
         " --to {wildcards.model} --spec '{params.spec}' --scheme {wildcards.scheme}"
         " --seed {wildcards.seed} --level {wildcards.level} {params.random_start}"
         " -o {output.ticket}"

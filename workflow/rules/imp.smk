@@ -20,9 +20,11 @@ rule imp_ticket:
         "logs/{dataset}/{model}/seed{seed}/imp/level{level}/ticket.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/imp/level{level}/imp_ticket.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
         " --level {wildcards.level} --fraction {params.fraction} --count {params.pruning_count}"
         " --unpruned {params.unpruned}"
         " -o {output.ticket}"

@@ -5,14 +5,6 @@
 # no copy is trained for it.
 
 
-def lmc_setting(key):
-    """A setting of the `lmc` section, read when a job needs it, so a study without the section
-    never reads it."""
-    if "lmc" not in config:
-        raise WorkflowError("linear mode connectivity needs an `lmc` section in the config (see the schema)")
-    return config["lmc"][key]
-
-
 if ENGINE["tickets_per_job"] == 1:
 
     rule lmc_copy:
@@ -37,9 +29,11 @@ if ENGINE["tickets_per_job"] == 1:
             "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/train.log",
         benchmark:
             "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{noise}/lmc_copy.tsv"
+        conda:
+            "../../environment.yml"
         shell:
-            "exec > {log} 2>&1; {SLURM_JOB}; "
-            "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+            "exec > {log} 2>&1; slurm_job; "
+            "python -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
             " --data-seed {wildcards.noise} --ticket {input.ticket} --recipe '{params.train[recipe]}'"
             " --data '{params.train[data]}' --threads {threads} --device {params.device} {params.train[engine]}"
             " --out $(dirname {output.final})"
@@ -74,27 +68,13 @@ else:
                 f"logs/{{dataset}}/{_model}/seed{{seed}}/lmc/level{_level}-group{_group}-noise{{noise}}.log",
             benchmark:
                 f"benchmarks/{{dataset}}/{_model}/seed{{seed}}/lmc/level{_level}-group{_group}-noise{{noise}}.tsv"
+            conda:
+                "../../environment.yml"
             shell:
-                "exec > {log} 2>&1; {SLURM_JOB}; "
-                "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+                "exec > {log} 2>&1; slurm_job; "
+                "python -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
                 " --data-seed {wildcards.noise} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
                 " --threads {threads} --device {params.device} {params.train[engine]} {params.pairs}"
-
-
-def trained_copy(end):
-    """The input function of one end (`a` or `b`) of an interpolation: the ticket's own retraining
-    when that end's noise seed is the run's seed (`retrain` trains under the run's seed as its data
-    seed, so a copy would repeat it), else the copy trained under that noise seed (by `lmc_copy`, or
-    with engine.tickets_per_job > 1 stacked with its level's other copies)."""
-
-    def path(w):
-        run = RUN.format(dataset=w.dataset, model=w.model, seed=w.seed)
-        noise = w[end]
-        if int(noise) == int(w.seed):
-            return f"{run}/{w.ticket}/final.pt"
-        return f"{run}/{w.ticket}/lmc/noise{noise}/final.pt"
-
-    return path
 
 
 rule lmc:
@@ -124,9 +104,11 @@ rule lmc:
         "logs/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{a}-{b}/lmc.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/lmc/noise{a}-{b}/lmc.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.lmc {input.a} {input.b} --noise-seeds {wildcards.a} {wildcards.b} --data '{params.data}'"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.lmc {input.a} {input.b} --noise-seeds {wildcards.a} {wildcards.b} --data '{params.data}'"
         " --alphas {params.alphas} --bn-batches {params.bn_batches} --batch-size {params.batch_size}"
         " --train-eval {params.train_eval} --threads {threads} --device {params.device}"
         " --csv {output.csv} --json {output.json}"

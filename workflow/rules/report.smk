@@ -16,9 +16,11 @@ rule aggregate:
         **sized("other"),
     log:
         "logs/aggregate.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.aggregate --experiment {params.experiment} -o {output.runs} --summary {output.summary}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.aggregate --experiment {params.experiment} -o {output.runs} --summary {output.summary}"
         " {input}"
 
 
@@ -39,9 +41,11 @@ rule figure:
         **sized("other"),
     log:
         "logs/{figure}.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.figures {wildcards.figure} --runs {input.runs} --ett-scheme default"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.figures {wildcards.figure} --runs {input.runs} --ett-scheme default"
         " --pdf {output.pdf} --png {output.png}"
 
 
@@ -67,9 +71,11 @@ rule table:
         **sized("other"),
     log:
         "logs/{table}.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.tables {wildcards.table} --runs {input.runs} --sparsity {params.sparsity}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.tables {wildcards.table} --runs {input.runs} --sparsity {params.sparsity}"
         " --csv {output.csv} --md {output.md} --html {output.html}"
 
 
@@ -87,9 +93,11 @@ rule lmc_aggregate:
         **sized("other"),
     log:
         "logs/lmc_aggregate.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.lmc aggregate --experiment {params.experiment} -o {output} {input}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.lmc aggregate --experiment {params.experiment} -o {output} {input}"
 
 
 rule lmc_figure:
@@ -104,9 +112,11 @@ rule lmc_figure:
         **sized("other"),
     log:
         "logs/fig7.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.lmc fig7 --runs {input.runs} --pdf {output.pdf} --png {output.png}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.lmc fig7 --runs {input.runs} --pdf {output.pdf} --png {output.png}"
 
 
 rule lmc_table:
@@ -122,9 +132,11 @@ rule lmc_table:
         **sized("other"),
     log:
         "logs/lmc_table.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.lmc table --runs {input.runs} --csv {output.csv} --md {output.md} --html {output.html}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.lmc table --runs {input.runs} --csv {output.csv} --md {output.md} --html {output.html}"
 
 
 # Which of the paper's claims the runs support, each verdict with the comparisons behind it.
@@ -145,9 +157,12 @@ rule claims:
         **sized("other"),
     log:
         "logs/claims.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.claims --runs {input.runs} {params.lmc} --near-pp {params.near} --stable-pp {params.stable}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.claims --runs {input.runs} {params.lmc}"
+        " --near-pp {params.near} --stable-pp {params.stable}"
         " --csv {output.csv} --md {output.md} --html {output.html}"
 
 
@@ -171,9 +186,12 @@ rule benchmarks:
         **sized("other"),
     log:
         "logs/benchmarks.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.benchmarks --groups '{params.groups}' -o {output.csv} --html {output.html} {params.files}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.benchmarks --groups '{params.groups}' -o {output.csv}"
+        " --html {output.html} {params.files}"
 
 
 rule report:
@@ -191,8 +209,10 @@ rule report:
         **sized("other"),
     log:
         "logs/report.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.report.markdown --runs {input.runs} --claims {input.claims} --figures {input.figures}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.report.markdown --runs {input.runs} --claims {input.claims} --figures {input.figures}"
         " --tables {input.tables}"
         " --lmc {input.lmc} -o {output}"

@@ -31,8 +31,10 @@ if ENGINE["tickets_per_job"] > 1:
                     f"logs/{{dataset}}/{_model}/seed{{seed}}/together/level{{level}}-group{_group}.log",
                 benchmark:
                     f"benchmarks/{{dataset}}/{_model}/seed{{seed}}/together/level{{level}}-group{_group}.tsv"
+                conda:
+                    "../../environment.yml"
                 shell:
-                    "exec > {log} 2>&1; {SLURM_JOB}; "
-                    "{PY} -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+                    "exec > {log} 2>&1; slurm_job; "
+                    "python -m elth.train --model {params.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
                     " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
                     " --device {params.device} {params.train[engine]} {params.pairs}"

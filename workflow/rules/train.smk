@@ -23,8 +23,10 @@ rule retrain:
         "logs/{dataset}/{model}/seed{seed}/{ticket}/retrain.log",
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/{ticket}/retrain.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --ticket {input.ticket} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
         " --threads {threads} --device {params.device} {params.train[engine]} --out $(dirname {output.final})"

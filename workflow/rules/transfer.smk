@@ -21,8 +21,10 @@ rule transfer:
     benchmark:
         "benchmarks/{dataset}/{model}/seed{seed}/transfer/from-{from_dataset}/{source}/{scheme}/"
         "level{level}/transfer.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "exec > {log} 2>&1; {SLURM_JOB}; "
-        "{PY} -m elth.transfer {input.ticket} --from-dataset {wildcards.from_dataset} --source {wildcards.source}"
+        "exec > {log} 2>&1; slurm_job; "
+        "python -m elth.transfer {input.ticket} --from-dataset {wildcards.from_dataset} --source {wildcards.source}"
         " --dataset {wildcards.dataset} {params.to} --scheme {wildcards.scheme}"
         " --seed {wildcards.seed} --level {wildcards.level} -o {output.ticket}"
