@@ -35,6 +35,7 @@ from torch import Tensor
 from elth.datasets import DATASETS, LAST_BATCH, DatasetInfo, info, normalization, steps_per_epoch
 from elth.errors import CheckpointError, ConfigError, DatasetMissing, cli_errors
 from elth.io import atomic_path, save, write_json
+from elth.io import load as load_file  # `load` here reads a dataset
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 AUGMENTATIONS = ("crop", "flip")
@@ -302,12 +303,12 @@ def write_splits(name: str, root: str | Path, download: bool, path: str | Path) 
 
 def read_splits(path: str | Path, name: str) -> dict:
     """What `write_splits` saved for `name`, the tensors memory-mapped rather than read whole."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise CheckpointError(f"{path}: no decoded dataset here; the prepare_data rule writes it (rerun it)")
-    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(obj, dict) or obj.get("kind") != "splits" or obj.get("dataset") != name:
-        raise CheckpointError(f"{path}: is not the decoded {name} of prepare_data; delete it and rerun that rule")
+    obj = load_file(path, "splits", mmap=True)
+    if obj.get("dataset") != name:
+        raise CheckpointError(f"{path}: is not the decoded {name} of prepare_data but {obj.get('dataset')}'s; "
+                              "delete it and rerun that rule")
     return obj
 
 

@@ -61,13 +61,14 @@ def save(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> No
         torch.save({"format": FORMAT, "kind": kind, **payload}, tmp)
 
 
-def load(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """Load an elth file of `kind` onto the CPU, refusing anything that is not plainly data."""
+def load(path: str | os.PathLike[str], kind: str, mmap: bool = False) -> dict[str, Any]:
+    """Load an elth file of `kind` onto the CPU, refusing anything that is not plainly data; with
+    `mmap`, its tensors are memory-mapped rather than read whole."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for truncated, corrupt or unsafe files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
