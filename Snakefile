@@ -17,9 +17,11 @@ include: "workflow/rules/lmc.smk"
 include: "workflow/rules/report.smk"
 
 
-# Rules that only read small files and draw, tabulate or count (the FLOPs tables, on the meta device)
-# run where Snakemake runs (under SLURM, the login node): a job each would wait longer than it runs.
+# Rules that only read small files and draw, tabulate or count (the FLOPs tables, on the meta device),
+# or write a method's settings, run where Snakemake runs (under SLURM, the login node): a job each
+# would wait longer than it runs.
 localrules:
+    baseline_settings,
     aggregate,
     figure,
     table,

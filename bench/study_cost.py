@@ -92,20 +92,21 @@ def runs_per_model(config: dict) -> Counter:
 
 def other_jobs(config: dict) -> Counter:
     """The jobs of the study's DAG that train nothing, as (rule, model, kind of ticket) as benchmarks.csv
-    names them: the data checks, each IMP round's pruning, each ETT, baseline and transfer ticket, each
+    names them: the data checks, IMP's first pruning (every later one is part of the retraining before
+    it), each level's baselines (one job for all methods), each ETT and transfer ticket, each
     interpolation of linear mode connectivity and each FLOPs table."""
-    levels, seeds = config["pruning"]["levels"], len(config["seeds"])
+    seeds, methods = len(config["seeds"]), config["baselines"]["methods"]
     compared = len(study.compared_levels(config))
     jobs = Counter({("prepare_data", "", ""): 1 + bool(config.get("transfer"))})
     for model in config["models"]:
-        jobs["imp_ticket", model, "imp"] += seeds * levels
-        for method in config["baselines"]["methods"]:
-            jobs["baseline", model, method] += seeds * compared
+        jobs["imp_ticket", model, "imp"] += seeds
+        if methods:
+            jobs["baselines", model, "+".join(methods)] += seeds * compared
     for _, target, _, _ in study.ett_jobs(config):
         jobs["ett", target, "ett"] += seeds * compared
     transfers = study.transfer_jobs(config)
     for source in {s for s, _, _, _ in transfers}:
-        jobs["imp_ticket", source, "imp"] += seeds * levels
+        jobs["imp_ticket", source, "imp"] += seeds
     for _, target, _, _ in transfers:
         jobs["transfer", target, "transfer"] += seeds * compared
     pairs = len(config["lmc"]["noise_seeds"]) if config.get("lmc") else 0

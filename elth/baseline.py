@@ -1,4 +1,7 @@
-"""python -m elth.baseline METHOD: the ticket a pruning baseline makes, matched to an IMP ticket.
+"""python -m elth.baseline METHOD...: the tickets pruning baselines make, matched to an IMP ticket.
+
+One process makes every method's ticket of a level (the model, the rewind weights and the data are
+loaded once), each written to its own file, as the workflow's `baselines` rule runs it.
 
 The baseline's mask keeps exactly as many weights as the IMP ticket of the same model, level and
 seed (the paper matches sparsities), over the same prunable layers; its weights are the dense
@@ -85,6 +88,30 @@ def make(method: str, rewind: Checkpoint, reference: Checkpoint, batches: Batche
     return Checkpoint(rewind.model, rewind.dataset, rewind.step, state, mask, meta)
 
 
+def matched(method: str, rewind: Checkpoint, reference: Checkpoint, data: dict, seed: int = 0, level: int = 0,
+            batch_size: int = 128, batches: int | None = 1, iterations: int = 100, random_start: str = "rewind",
+            mode: str = "train", ranking: str = "wang", device: torch.device = torch.device("cpu"),
+            workers: int = 1, train: datasets.DeviceData | datasets.StreamingData | None = None) -> Checkpoint:
+    """The `method` ticket matched to `reference`, as the command makes it: SNIP and GraSP score the first
+    `batches` mini-batches of the run's first epoch (None: all of it) of the dataset `data` describes (the
+    config's `dataset` options), SynFlow one all-ones input of the dataset's shape; each level of each seed
+    draws from a stream of its own (1000 x seed + level). `train`, that dataset already open on `device`,
+    saves opening it again for each method of one job."""
+    scored: Batches = []
+    if method in ("snip", "grasp"):
+        if train is None:
+            train = datasets.open_data(rewind.dataset, data, device, workers=workers)
+        scored = EpochBatches(train, seed, batch_size, batches)
+    elif method == "synflow":
+        d = datasets.info(rewind.dataset)
+        scored = [(torch.zeros(1, d.in_channels, d.image_size, d.image_size), torch.zeros(1, dtype=torch.long))]
+    ticket = make(method, rewind, reference, scored, 1000 * seed + level, iterations, random_start, mode, ranking,
+                  device)
+    if method in ("snip", "grasp"):
+        ticket.meta["batches"] = "epoch" if batches is None else batches
+    return ticket
+
+
 def batch_count(text: str) -> int | None:
     """`--batches`: a positive number of mini-batches, or `epoch` (None: the whole first epoch)."""
     if text == "epoch":
@@ -97,7 +124,8 @@ def batch_count(text: str) -> int | None:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.baseline", description=__doc__.splitlines()[0])
-    p.add_argument("method", choices=sorted(METHODS))
+    p.add_argument("methods", nargs="+", choices=sorted(METHODS), metavar="METHOD",
+                   help=f"one or more of {', '.join(sorted(METHODS))}: a level's baselines share one process")
     p.add_argument("--rewind", required=True, help="the dense run's rewind checkpoint")
     p.add_argument("--reference", required=True, help="the IMP ticket whose sparsity the baseline matches")
     p.add_argument("--data", default="{}", help="dataset options as JSON (SNIP and GraSP read mini-batches)")
@@ -115,29 +143,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="where SNIP, GraSP and SynFlow score: auto (CUDA when present), "
                                                     "cpu or cuda[:n]; the other methods need no device")
-    p.add_argument("-o", "--out", required=True)
+    p.add_argument("-o", "--out", action="append", required=True, help="the ticket file of each method, in order")
     args = p.parse_args(argv)
+    if len(args.out) != len(args.methods) or len(set(args.methods)) != len(args.methods):
+        p.error(f"give each method once and one -o per method ({len(args.methods)} methods, {len(args.out)} -o)")
 
     torch.set_num_threads(args.threads)
-    if args.method in SCORED:
+    scores = bool(set(args.methods) & set(SCORED))
+    if scores:
         pin_gpu(args.device)  # before anything starts CUDA, as training jobs do
-    device = pick_device(args.device) if args.method in SCORED else torch.device("cpu")
+    device = pick_device(args.device) if scores else torch.device("cpu")
     rewind = Checkpoint.load(args.rewind)
     reference = Checkpoint.load(args.reference, "ticket", model=rewind.model, dataset=rewind.dataset)
-    batches: Batches = []
-    d = datasets.info(rewind.dataset)
-    if args.method in ("snip", "grasp"):
-        train = datasets.open_data(rewind.dataset, json.loads(args.data), device, workers=args.threads)
-        batches = EpochBatches(train, args.seed, args.batch_size, args.batches)
-    elif args.method == "synflow":
-        batches = [(torch.zeros(1, d.in_channels, d.image_size, d.image_size), torch.zeros(1, dtype=torch.long))]
-    ticket = make(args.method, rewind, reference, batches, 1000 * args.seed + args.level, args.iterations,
-                  args.random_start, args.mode, args.grasp, device)
-    if args.method in ("snip", "grasp"):
-        ticket.meta["batches"] = "epoch" if args.batches is None else args.batches
-    ticket.save_ticket(args.out)
-    print(f"{args.method} on {ticket.model}: sparsity {ticket.mask.sparsity:.4%} "
-          f"(IMP ticket {reference.mask.sparsity:.4%}), {ticket.mask.remaining} of {ticket.mask.total} weights kept")
+    options = json.loads(args.data)
+    train = (datasets.open_data(rewind.dataset, options, device, workers=args.threads)
+             if {"snip", "grasp"} & set(args.methods) else None)
+    for method, out in zip(args.methods, args.out):
+        ticket = matched(method, rewind, reference, options, args.seed, args.level, args.batch_size, args.batches,
+                         args.iterations, args.random_start, args.mode, args.grasp,
+                         device if method in SCORED else torch.device("cpu"), args.threads, train)
+        ticket.save_ticket(out)
+        print(f"{method} on {ticket.model}: sparsity {ticket.mask.sparsity:.4%} (IMP ticket "
+              f"{reference.mask.sparsity:.4%}), {ticket.mask.remaining} of {ticket.mask.total} weights kept -> {out}",
+              flush=True)
 
 
 if __name__ == "__main__":

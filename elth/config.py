@@ -13,20 +13,38 @@ from typing import Any
 
 from elth.datasets import info, normalization
 from elth.errors import ConfigError
-from elth.models.names import parse, width
+from elth.models import user
+from elth.models.names import check_image_size, check_pair, parse, width
 from elth.recipe import Recipe
 from elth.transform.spec import plan_for
 
 
 def check(config: dict[str, Any]) -> None:
-    """Raise a ConfigError naming the key at fault, or return quietly."""
+    """Raise a ConfigError naming the key at fault, or return quietly. Declares the config's `modules` (families
+    of the user's own module) for this process first, so that their model names read."""
+    user.declare(config.get("modules", {}))
+    for name, entry in config.get("modules", {}).items():
+        try:
+            Recipe.from_dict(entry["recipe"])
+        except ConfigError as err:
+            raise ConfigError(f"config key modules.{name}.recipe: {err}") from None
     families = set()
     for name in config["models"]:
         try:
             families.add(parse(name).family)
+            check_image_size(name, info(config["dataset"]["name"]).image_size)
         except ConfigError as err:
             raise ConfigError(f"config key models: {err}") from None
-    for family in sorted(families):
+    if "vit" in families and config.get("engine", {}).get("tickets_per_job", 1) > 1:
+        raise ConfigError("config key engine.tickets_per_job: ViT models cannot be stacked: elth/stack.py puts K copies "
+                          "side by side in the channels, and a ViT's LayerNorm and attention would mix them; set "
+                          "engine.tickets_per_job: 1")
+    own = sorted(families & set(config.get("modules", {})))
+    if own and config.get("engine", {}).get("tickets_per_job", 1) > 1:
+        raise ConfigError(f"config key engine.tickets_per_job: models of {own[0]!r} (modules) cannot be stacked: "
+                          "stacking rewrites elth's own layers, and a user's module may mix the copies in its "
+                          "forward; set engine.tickets_per_job: 1")
+    for family in sorted(families - set(own)):
         if family not in config["recipes"]:
             users = [m for m in config["models"] if parse(m).family == family]
             raise ConfigError(f"config key recipes: no recipe for family {family!r}, which models {users} need; "
@@ -57,7 +75,7 @@ def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         where = f"config key ett[{n}] (scheme {entry['scheme']!r})"
         if entry["pairs"] == "all":
             pairs = [(a, b) for a in models for b in models
-                     if a != b and parse(a).family == parse(b).family and width(a) == width(b)]
+                     if a != b and parse(a).family == parse(b).family and width(a) == width(b) and _transferable(a, b)]
         else:
             pairs = [tuple(p.split("->")) for p in entry["pairs"]]
         for source, target in pairs:
@@ -68,11 +86,22 @@ def ett_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if (source, target, entry["scheme"]) in jobs:
                 raise ConfigError(f"{where}: scheme {entry['scheme']!r} is given twice for {source}->{target}")
             try:
+                check_pair(source, target)
                 plan_for(entry["spec"], source, target)
             except ConfigError as err:
                 raise ConfigError(f"{where}, pair {source}->{target}: {err}") from None
             jobs[(source, target, entry["scheme"])] = entry["spec"]
     return [(s, t, scheme, spec) for (s, t, scheme), spec in jobs.items()]
+
+
+def _transferable(source: str, target: str) -> bool:
+    """Whether `check_pair` lets a transformation run from `source` to `target` (`pairs: all` leaves
+    the others out, as it leaves out pairs of two widths)."""
+    try:
+        check_pair(source, target)
+    except ConfigError:
+        return False
+    return True
 
 
 def compared_levels(config: dict[str, Any]) -> list[int]:
@@ -139,8 +168,23 @@ def family(model: str) -> str:
 
 
 def recipe(config: dict[str, Any], model: str) -> dict[str, Any]:
-    """The recipe of `model`'s family, as the dict the training CLI takes."""
-    return config["recipes"][family(model)]
+    """The recipe of `model`'s family, as the dict the training CLI takes: a family of the user's own module
+    declares it in its `modules` entry."""
+    own = config.get("modules", {}).get(family(model))
+    return own["recipe"] if own is not None else config["recipes"][family(model)]
+
+
+def module_environment(config: dict[str, Any]) -> str:
+    """What the workflow exports as ELTH_MODULES into every job (elth/models/user.py), so that each job reads
+    the config's `modules` as the DAG did; '' without the section."""
+    return user.environment(config["modules"]) if config.get("modules") else ""
+
+
+def module_sources(config: dict[str, Any]) -> list[str]:
+    """The source files of the config's module builders (absolute paths, found without importing them): the
+    workflow fingerprints them with elth's own code, so editing a module reruns the stages that build it."""
+    files = (user.source_file(fam) for fam in user.declared().values() if fam.name in config.get("modules", {}))
+    return [str(f) for f in files if f is not None]
 
 
 def recipe_json(config: dict[str, Any], model: str) -> str:
@@ -191,6 +235,7 @@ def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if parse(source).family not in config["recipes"]:
                 raise ConfigError(f"no recipe for family {parse(source).family!r} to train {source} on {source_dataset}")
             if source != target:
+                check_pair(source, target)
                 plan_for(transfer["spec"], source, target)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None

@@ -1,10 +1,12 @@
 """Training FLOPs of IMP, elastic tickets and RigL: the accounting behind the paper's Sec 4.6.
 
-What is counted: the multiply-adds of every Conv2d and Linear weight, at 2 FLOPs each, for one
+What is counted: the multiply-adds of every Conv2d and Linear weight (and of attention: its
+projections and its two matmuls of activations, see `layer_flops`), at 2 FLOPs each, for one
 example (a forward pass of a batch of one at the dataset's input size, measured with forward hooks,
-so strides, padding and groups are the model's own). Not counted: bias additions, batch norm,
-activations, pooling and residual additions. They are a fraction of a percent of a ResNet's or
-VGG's FLOPs, cost every method the same, and no sparse method saves any of them.
+so strides, padding and groups are the model's own). Not counted: bias additions, batch and layer
+norm, activations (attention's softmax included), pooling and residual additions. They are a
+fraction of a percent of a ResNet's or VGG's FLOPs, cost every method the same, and no sparse
+method saves any of them.
 
 A sparse layer costs its density times its dense FLOPs (a sparse kernel skips pruned weights); a
 layer outside the mask (a config's `unpruned` globs) stays dense. One training example costs three
@@ -47,8 +49,13 @@ Densities = Mapping[str, float]
 @torch.no_grad()
 def layer_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """Dense forward FLOPs per example of every Conv2d and Linear layer, keyed by its weight's name
-    (the names masks use): 2 x (outputs per example) x (inputs each output sums)."""
+    (the names masks use): 2 x (outputs per example) x (inputs each output sums). An attention layer
+    (nn.MultiheadAttention, L tokens of width E) counts its projections under their weights' names,
+    `in_proj_weight` 2 L E 3E and `out_proj.weight` 2 L E E, and its two matmuls of activations,
+    Q K^T and the weighted sum of V, 2 L L E each, under `<layer>.attention`: no mask sparsifies
+    those, so every method pays them dense."""
     counts: dict[str, int] = {}
+    attention = {n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
 
     def hook(name: str):
         def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -56,8 +63,20 @@ def layer_flops(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int
             counts[name] = counts.get(name, 0) + 2 * fan_in * output[0].numel()
         return count
 
+    def attend(name: str):
+        def count(module: nn.Module, args: tuple, kwargs: dict, output: tuple) -> None:
+            query = args[0] if args else kwargs["query"]  # torchvision passes it by keyword
+            tokens, width = query.shape[-2:] if module.batch_first else query.shape[::2]
+            for key, flops in ((f"{name}.in_proj_weight", 2 * tokens * width * 3 * width),
+                               (f"{name}.out_proj.weight", 2 * tokens * width * width),
+                               (f"{name}.attention", 2 * 2 * tokens * tokens * width)):
+                counts[key] = counts.get(key, 0) + flops
+        return count
+
+    # nn.MultiheadAttention applies its out_proj by F.linear, never calling the module: attend counts it.
     handles = [m.register_forward_hook(hook(f"{n}.weight")) for n, m in model.named_modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
+               if isinstance(m, (nn.Conv2d, nn.Linear)) and n.rpartition(".")[0] not in attention]
+    handles += [model.get_submodule(n).register_forward_hook(attend(n), with_kwargs=True) for n in attention]
     was_training = model.training
     model.eval()
     try:
@@ -200,8 +219,8 @@ def main(argv: list[str] | None = None) -> None:
                       args.multipliers, args.last_batch)
     header = (f"Training FLOPs on {args.dataset} at IMP level {args.levels} (sparsity "
               f"{imp_sparsity(args.levels, args.fraction):.2%}): {args.epochs} epochs of {args.examples} examples, "
-              f"batch {args.batch_size}, rewind {args.rewind}. Conv and linear multiply-adds only, 2 FLOPs each; "
-              f"IMP and elastic masks at uniform per-layer density.")
+              f"batch {args.batch_size}, rewind {args.rewind}. Conv, linear and attention multiply-adds only, "
+              f"2 FLOPs each; IMP and elastic masks at uniform per-layer density.")
     text = table(rows, header)
     print(text, end="")
     if args.out:

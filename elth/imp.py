@@ -11,6 +11,7 @@ per-layer sparsities, the count rule and where it came from in a JSON file besid
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
@@ -65,12 +66,18 @@ def main(argv: list[str] | None = None) -> None:
     rewind = Checkpoint.load(args.rewind)
     trained = Checkpoint.load(args.trained)
     previous = Checkpoint.load(args.previous, "ticket") if args.previous else None
-    ticket = next_ticket(rewind, trained, previous, args.level, args.fraction, args.unpruned, args.count)
-    ticket.save_ticket(args.out)
+    save(next_ticket(rewind, trained, previous, args.level, args.fraction, args.unpruned, args.count), args.out)
+
+
+def save(ticket: Checkpoint, out: str | Path) -> None:
+    """Write an IMP ticket (and its JSON beside it) and say what it keeps: the command's output, and
+    that of a retraining that makes the next level's ticket in the same process (`elth.train --next-ticket`)."""
+    ticket.save_ticket(out)
     mask, model = ticket.mask, build_for(ticket.model, ticket.dataset)
-    print(f"{ticket.model} IMP level {args.level} ({args.count} count): sparsity {mask.sparsity:.4%} of the prunable "
+    level, fraction, count = ticket.meta["level"], ticket.meta["fraction"], ticket.meta["count"]
+    print(f"{ticket.model} IMP level {level} ({count} count): sparsity {mask.sparsity:.4%} of the prunable "
           f"weights, {mask.sparsity_all(model):.4%} of all conv and linear weights (nominal "
-          f"{imp_sparsity(args.level, args.fraction):.4%}), {mask.remaining} of {mask.total} prunable weights kept")
+          f"{imp_sparsity(level, fraction):.4%}), {mask.remaining} of {mask.total} prunable weights kept -> {out}")
 
 
 if __name__ == "__main__":

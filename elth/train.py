@@ -1,7 +1,8 @@
 """Training: one entry point for dense runs and for retraining every kind of ticket.
 
 The recipe is the paper's (Table 1, from open_lth): SGD with momentum and weight decay, a step
-schedule with optional linear warmup, a fixed batch size. Training is counted in steps; epochs,
+schedule with optional linear warmup, a fixed batch size (or, for families the paper does not
+train, AdamW and a cosine decay: elth/recipe.py). Training is counted in steps; epochs,
 milestones, warmup and the rewind point convert to steps with the epoch's number of batches
 (`DeviceData.steps_per_epoch`).
 
@@ -31,10 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elth import data as datasets
-from elth import io
+from elth import imp, io
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
 from elth.gpus import pick_device, pin_gpu
+from elth.prune.magnitude import COUNTS
 from elth.prune.mask import Mask
 from elth.recipe import Recipe
 from elth.stack import stack_models, stack_state, unstack_state
@@ -183,8 +185,12 @@ def _fit(model: nn.Module, k: int, data, recipe: Recipe, seeds: list[int], mask:
     if not 0 <= start_step < total:
         raise ConfigError(f"start step {start_step} is outside the {total} steps of this recipe")
     lr_of = recipe.schedule(spe)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay, foreach=True)
+    if recipe.optimizer == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(recipe.momentum, 0.999),
+                                                       weight_decay=recipe.weight_decay, foreach=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                              weight_decay=recipe.weight_decay, foreach=True)
     params = dict(model.named_parameters())
     masked = [params[n] for n in mask] if mask is not None else []
     factors = [mask[n].to(device=device, dtype=params[n].dtype) for n in mask] if mask is not None else []
@@ -344,7 +350,16 @@ def main(argv: list[str] | None = None) -> None:
         "seed of the data order and augmentation (the SGD noise), if not --seed: linear mode "
         "connectivity trains copies of one ticket under different noise"))
     engine_arguments(p)
+    nxt = p.add_argument_group("the next IMP round, in the same process: after retraining an IMP ticket of level k, "
+                               "prune its trained weights into the ticket of level k+1")
+    nxt.add_argument("--next-ticket", help="where the ticket of level k+1 goes (its JSON beside it)")
+    nxt.add_argument("--rewind", help="the dense run's rewind checkpoint, the next ticket's weights")
+    nxt.add_argument("--fraction", type=float, help="fraction of the remaining weights to prune")
+    nxt.add_argument("--count", choices=COUNTS, default="nearest", help="the count rule (python -m elth.imp --help)")
+    nxt.add_argument("--unpruned", nargs="*", default=[], help="globs of weights never pruned, e.g. fc.weight")
     args = p.parse_args(argv)
+    if args.next_ticket and (len(args.ticket) != 1 or args.rewind is None or args.fraction is None):
+        p.error("--next-ticket needs one --ticket (an IMP ticket), --rewind and --fraction")
     pin_gpu(args.device)  # before anything starts CUDA: a workstation's jobs each take a free GPU
     if len(args.out) != max(1, len(args.ticket)):
         p.error(f"give one --out per --ticket ({len(args.ticket)} tickets, {len(args.out)} --out)")
@@ -395,6 +410,15 @@ def main(argv: list[str] | None = None) -> None:
     for out, model, meta, result in zip(outs, models, metas, results):
         save_run(out, args.model, args.dataset, args.seed, recipe, spe, start, meta, model, result, rewind,
                  device_name(device, args.threads))
+    if args.next_ticket:
+        ticket = tickets[0]
+        if ticket.meta.get("method") != "imp":
+            raise CheckpointError(f"{args.ticket[0]}: --next-ticket prunes an IMP ticket's retraining, not a "
+                                  f"{ticket.meta.get('method')} ticket's")
+        trained = Checkpoint(args.model, args.dataset, recipe.total_steps(spe),
+                             {k: v.cpu() for k, v in models[0].state_dict().items()}, results[0].mask)
+        imp.save(imp.next_ticket(Checkpoint.load(args.rewind), trained, ticket, ticket.meta["level"] + 1,
+                                 args.fraction, args.unpruned, args.count), args.next_ticket)
     resume.unlink(missing_ok=True)
 
 

@@ -162,6 +162,27 @@ def test_the_cli_matches_the_reference_and_reads_batches_for_snip(tmp_path: Path
     assert bad.returncode == 2 and "expected resnet14-w0.25" in bad.stderr and not (tmp_path / "c.pt").exists()
 
 
+def test_one_process_makes_each_methods_ticket_as_its_own_command_would(tmp_path: Path, fashion_root: Path) -> None:
+    rewind, ref, _ = rewind_and_reference(tmp_path)
+    data = '{"root": "%s", "augment": []}' % fashion_root
+    common = ["--rewind", str(rewind), "--reference", str(ref), "--data", data, "--batch-size", "16", "--batches", "2",
+              "--iterations", "3", "--seed", "1", "--level", "2"]
+    methods = ["random", "snip", "synflow"]
+    shared = subprocess.run([sys.executable, "-m", "elth.baseline", *methods, *common,
+                             *(f"-o{tmp_path / m}.pt" for m in methods)], capture_output=True, text=True, cwd=ROOT)
+    assert shared.returncode == 0, shared.stderr
+    for method in methods:
+        alone = subprocess.run([sys.executable, "-m", "elth.baseline", method, *common, "-o", str(tmp_path / "alone.pt")],
+                               capture_output=True, text=True, cwd=ROOT)
+        assert alone.returncode == 0, alone.stderr
+        one, other = (Checkpoint.load(tmp_path / f, "ticket") for f in (f"{method}.pt", "alone.pt"))
+        assert one.mask == other.mask and one.meta == other.meta, method
+        assert all(torch.equal(one.state[k], v) for k, v in other.state.items()), method
+    unmatched = subprocess.run([sys.executable, "-m", "elth.baseline", "random", "snip", *common,
+                                "-o", str(tmp_path / "x.pt")], capture_output=True, text=True, cwd=ROOT)
+    assert unmatched.returncode == 2 and "one -o per method" in unmatched.stderr
+
+
 # --- Where the random baseline starts (random_start) ------------------------------------------------------
 
 

@@ -46,10 +46,16 @@ def workflow_copy(tmp_path: Path) -> Path:
 
 
 def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from Snakemake's job stats; the rules imp.smk makes per level (`imp_round_<k>`) count
+    as one, `imp_round`."""
     if "Job stats:" not in output:
         return {}
     table = output.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    counts: dict[str, int] = {}
+    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M):
+        rule = re.sub(r"^imp_round_\d+$", "imp_round", m[1])
+        counts[rule] = counts.get(rule, 0) + int(m[2])
+    return counts
 
 
 def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashion_root: Path, tmp_path: Path) -> None:
@@ -126,16 +132,16 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
                                      "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
     recounted = dry_run_after(lambda study: study["pruning"].update(count="open_lth"))
-    assert job_counts(recounted) == {"imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1, "figure": 2, "table": 2,
+    assert job_counts(recounted) == {"imp_ticket": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2, "table": 2,
                                      "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
-    assert job_counts(more) == {"dense": 2, "imp_ticket": 4, "ett": 4, "retrain": 8, "aggregate": 1,
+    assert job_counts(more) == {"dense": 2, "imp_ticket": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1,
                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more)) == {"1"}
     # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
     added = dry_run_after(lambda study: (study["models"].append("resnet20-w0.25"), study["ett"].append(
         {"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})))
-    assert job_counts(added) == {"dense": 1, "imp_ticket": 2, "ett": 2, "retrain": 4, "aggregate": 1,
+    assert job_counts(added) == {"dense": 1, "imp_ticket": 1, "imp_round": 1, "ett": 2, "retrain": 3, "aggregate": 1,
                                  "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added)) == {"resnet20-w0.25"}
 
@@ -143,8 +149,42 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
     stale = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
     # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
     # not the dense runs.
-    assert job_counts(stale.stdout) == {"imp_ticket": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2,
+    assert job_counts(stale.stdout) == {"imp_ticket": 1, "imp_round": 1, "ett": 4, "retrain": 5, "aggregate": 1, "figure": 2,
                                         "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
+
+
+def test_one_methods_new_setting_reruns_the_levels_baselines_job_and_that_methods_retraining_alone(
+        fashion_root: Path, tmp_path: Path) -> None:
+    """A level's baselines are one job (one process): its rerun rewrites every method's ticket, but only
+    the method whose settings changed is retrained; a new IMP ticket still retrains every baseline."""
+    work = tmp_path / "work"
+    work.mkdir()
+    study = yaml.safe_load(micro_config(fashion_root, work).read_text())
+    study.update(models=["resnet8-w0.25"], ett=[], baselines={"methods": ["random", "magnitude"]})
+    config = work / "baselines.yaml"
+    config.write_text(yaml.safe_dump(study))
+    run = snakemake(work, f"--configfile={config}", "--cores", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert job_counts(run.stdout + run.stderr) == {"prepare_data": 1, "dense": 1, "imp_ticket": 1, "imp_round": 1,
+                                                   "baseline_settings": 2, "baselines": 2, "retrain": 1 + 2 * 2, "aggregate": 1, "figure": 1,
+                                                   "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
+    run_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0"
+    assert (run_dir / "imp" / "level2" / "ticket.json").is_file() and (run_dir / "imp" / "level1" / "final.pt").is_file()
+    reports = {"aggregate": 1, "figure": 1, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
+
+    study["random_start"] = "pruned"  # read by the random baseline alone
+    config.write_text(yaml.safe_dump(study))
+    edited = snakemake(work, f"--configfile={config}", "-n")
+    assert job_counts(edited.stdout) == {"baseline_settings": 1, "baselines": 2, "retrain": 2, **reports}
+    assert set(re.findall(r"output: \S+/baselines/(\w+)/level\d/final.pt", edited.stdout)) == {"random"}
+    rerun = snakemake(work, f"--configfile={config}", "--cores", "2")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Nothing to be done" in snakemake(work, f"--configfile={config}", "-n").stdout
+    assert json.loads((run_dir / "baselines" / "random" / "level1" / "ticket.json").read_text())["random_start"] == "pruned"
+
+    shutil.rmtree(run_dir / "imp" / "level2")  # a new IMP ticket: both methods retrain at its level
+    stale = snakemake(work, f"--configfile={config}", "-n")
+    assert job_counts(stale.stdout) == {"imp_round": 1, "baselines": 1, "retrain": 1 + 2, **reports}
 
 
 def test_a_new_reading_of_a_spec_reruns_only_the_transformations_whose_plan_changed(fashion_root: Path,
@@ -211,10 +251,12 @@ def test_paper_resnet_dag_lists_every_job_without_the_data(tmp_path: Path) -> No
     run = snakemake(tmp_path, "--configfile", str(ROOT / "config" / "paper" / "cifar10-resnet.yaml"), "-n",
                     "results/figures/fig3.pdf")
     assert run.returncode == 0, run.stderr[-2000:]
-    # 5 models x 3 seeds x 16 levels of IMP; 20 ordered pairs x 3 seeds x 16 levels of ETT; and
-    # 5 models x 16 levels x 6 baselines x 3 seeds.
-    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 240, "ett": 960, "baseline": 1440,
-                                      "retrain": 240 + 960 + 1440, "aggregate": 1, "figure": 1}
+    # 5 models x 3 seeds x 16 levels of IMP (level 1's pruning, then 15 rounds each retraining a level and
+    # pruning the next, then the last level's retraining); 20 ordered pairs x 3 seeds x 16 levels of ETT;
+    # and 5 models x 16 levels x 3 seeds of one job making the 6 baselines, each retrained.
+    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 15, "imp_round": 15 * 15, "ett": 960,
+                                      "baseline_settings": 5 * 6, "baselines": 240, "retrain": 15 + 960 + 1440,
+                                      "aggregate": 1, "figure": 1}
 
 
 @pytest.mark.parametrize("name", sorted(str(p.relative_to(ROOT / "config")) for p in (ROOT / "config").glob("*/*.yaml")))
@@ -298,6 +340,6 @@ def test_compare_at_makes_every_other_ticket_only_at_those_levels_and_imp_at_all
     run = snakemake(tmp_path, "-n", "--configfile", str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    assert counts["imp_ticket"] == 2 * 4 and counts["ett"] == 2 * 2 and counts["baseline"] == 2 * 2 * 2
-    assert counts["retrain"] == 2 * 4 + 2 * 2 + 2 * 2 * 2
+    assert counts["imp_ticket"] == 2 and counts["imp_round"] == 2 * 3 and counts["ett"] == 2 * 2
+    assert counts["baselines"] == 2 * 2 and counts["retrain"] == 2 + 2 * 2 + 2 * 2 * 2
     assert set(re.findall(r"output: \S+/(?:ett/from-[^/]+/[^/]+|baselines/\w+)/level(\d+)/ticket.pt", run.stdout)) == {"2", "4"}

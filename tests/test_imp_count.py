@@ -176,3 +176,47 @@ def test_ties_with_open_lths_threshold_lose_exactly_n_plus_one_weights_by_positi
     new = global_magnitude(weights, mask, 0.2, "open_lth")
     assert new["a.weight"].tolist() == keep_top({"a.weight": torch.ones(8)}, 5)["a.weight"].tolist()
     assert new["a.weight"].tolist() == [True] * 5 + [False] * 3
+
+
+def test_a_retraining_that_prunes_the_next_level_makes_the_ticket_elth_imp_makes_from_its_files(
+        tmp_path: Path, fashion_root: Path) -> None:
+    """The workflow's IMP round k retrains level k and prunes level k+1 in one process; its ticket is
+    the one `python -m elth.imp` makes from the round's written final.pt, as a separate job once did."""
+    from elth import train
+
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    rewind = tmp_path / "rewind.pt"
+    Checkpoint("resnet8-w0.25", "fashion-mnist", 0, model.state_dict(), meta={"seed": 0}).save(rewind)
+    level1 = tmp_path / "level1" / "ticket.pt"
+    imp.main(["--rewind", str(rewind), "--trained", str(rewind), "--level", "1", "--fraction", "0.5",
+              "--count", "open_lth", "-o", str(level1)])
+    pruning = ["--rewind", str(rewind), "--fraction", "0.5", "--count", "open_lth"]
+    train.main(["--model", "resnet8-w0.25", "--dataset", "fashion-mnist", "--seed", "0", "--device", "cpu",
+                "--recipe", json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05}),
+                "--data", json.dumps({"root": str(fashion_root), "augment": []}),
+                "--ticket", str(level1), "--out", str(level1.parent),
+                "--next-ticket", str(tmp_path / "level2" / "ticket.pt"), *pruning])
+    imp.main([*pruning, "--trained", str(level1.parent / "final.pt"), "--previous", str(level1), "--level", "2",
+              "-o", str(tmp_path / "apart" / "ticket.pt")])
+    fused, apart = (Checkpoint.load(tmp_path / d / "ticket.pt", "ticket") for d in ("level2", "apart"))
+    assert fused.mask == apart.mask and fused.meta == apart.meta and fused.meta["level"] == 2
+    assert all(torch.equal(fused.state[k], v) for k, v in apart.state.items())
+    assert json.loads((tmp_path / "level2" / "ticket.json").read_text())["count"] == "open_lth"
+
+
+def test_only_an_imp_tickets_retraining_prunes_a_next_level(tmp_path: Path, fashion_root: Path) -> None:
+    from elth import train
+
+    model = build_for("resnet8-w0.25", "fashion-mnist", seed=0)
+    rewind = tmp_path / "rewind.pt"
+    Checkpoint("resnet8-w0.25", "fashion-mnist", 0, model.state_dict(), meta={"seed": 0}).save(rewind)
+    mask = Mask.ones(model, prunable(model, []))
+    Checkpoint("resnet8-w0.25", "fashion-mnist", 0, model.state_dict(), mask,
+               {"method": "snip", "level": 1}).save_ticket(tmp_path / "snip" / "ticket.pt")
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--model", "resnet8-w0.25", "--dataset", "fashion-mnist", "--seed", "0", "--device", "cpu",
+                    "--recipe", json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05}),
+                    "--data", json.dumps({"root": str(fashion_root), "augment": []}),
+                    "--ticket", str(tmp_path / "snip" / "ticket.pt"), "--out", str(tmp_path / "snip"),
+                    "--next-ticket", str(tmp_path / "next.pt"), "--rewind", str(rewind), "--fraction", "0.5"])
+    assert stop.value.code != 0 and not (tmp_path / "next.pt").exists()

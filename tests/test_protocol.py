@@ -135,7 +135,7 @@ def test_normalize_imagenet_is_open_lths_cifar10_normalisation() -> None:
     for rule, mean, std in (("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                             ("dataset", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))):
         cifar = DeviceData(split, split, info("cifar10"), (), torch.device("cpu"), normalize=rule)
-        x, _ = next(cifar.test_batches())
+        x, _ = cifar.test_batches()[0]
         expected = (images.double() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
         torch.testing.assert_close(x.double(), expected, rtol=0, atol=1e-5)
 

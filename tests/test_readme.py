@@ -244,10 +244,13 @@ EXAMPLES = {
 }
 # Spans that name a CLI with the flags its rule passes, in the "How it works" table and the proxy report's account
 # of how its pieces were joined: references, not commands to type. The DAG tests run each through its rule
-# (tests/test_dag.py, test_together.py, test_lmc.py, test_rigl.py). A module named without arguments is the same.
+# (tests/test_dag.py, test_together.py, test_lmc.py, test_rigl.py; the IMP round and the baselines' one process
+# also in test_imp_count.py and test_baselines.py). A module named without arguments is the same.
 FLAGS_ONLY = {
     "python -m elth.train --ticket",
     "python -m elth.train --ticket --data-seed",
+    "python -m elth.train --ticket --next-ticket",
+    "python -m elth.baseline METHOD...",
     "python -m elth.train --ticket a --out a --ticket b --out b ...",
     "python -m elth.train --data-seed n --ticket a --out a/lmc/noisen ...",
     "python -m elth.dst --like",

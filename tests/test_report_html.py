@@ -105,17 +105,18 @@ def test_the_benchmarks_rule_reads_the_benchmark_file_of_every_job_of_the_dag(tm
                 for p in read} >= {"dense", "imp_ticket", "retrain"}
 
 
-GROUPS = {"together": {"resnet20": [["ett/from-resnet14/default", "baselines/snip"], ["baselines/random"]]},
+GROUPS = {"baselines": ["random", "snip"], "together": {"resnet20": [["ett/from-resnet14/default", "baselines/snip"], ["baselines/random"]]},
           "lmc": {"resnet20/level3": [["imp/level3", "ett/from-resnet14/default/level3"]]}}
 
 
 @pytest.mark.parametrize("path,rule,level,kind,runs", [
     ("benchmarks/cifar10/prepare_data.tsv", "prepare_data", None, "", 0),
     ("benchmarks/cifar10/resnet20/seed0/dense.tsv", "dense", 0, "dense", 1),
-    ("benchmarks/cifar10/resnet20/seed0/imp/level3/imp_ticket.tsv", "imp_ticket", 3, "imp", 0),
+    ("benchmarks/cifar10/resnet20/seed0/imp/level1/imp_ticket.tsv", "imp_ticket", 1, "imp", 0),
+    ("benchmarks/cifar10/resnet20/seed0/imp/level2/imp_round.tsv", "imp_round", 2, "imp", 1),
     ("benchmarks/cifar10/resnet20/seed0/imp/level3/retrain.tsv", "retrain", 3, "imp", 1),
     ("benchmarks/cifar10/resnet20/seed0/ett/from-resnet14/default/level3/ett.tsv", "ett", 3, "ett", 0),
-    ("benchmarks/cifar10/resnet20/seed0/baselines/snip/level3/baseline.tsv", "baseline", 3, "snip", 0),
+    ("benchmarks/cifar10/resnet20/seed0/baselines/level3/baselines.tsv", "baselines", 3, "random+snip", 0),
     ("benchmarks/cifar10/resnet20/seed0/transfer/from-svhn/resnet20/direct/level3/transfer.tsv", "transfer", 3,
      "transfer", 0),
     ("benchmarks/cifar10/resnet20/seed0/dst/rigl5x/level3/rigl.tsv", "rigl", 3, "rigl5x", 1),

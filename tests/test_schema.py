@@ -55,9 +55,10 @@ KEYS = ", ".join(yaml.safe_load(SCHEMA.read_text())["properties"])  # every top-
                                             f"expected one of: {KEYS}"),
     (lambda c: rename(c["recipes"]["cifar-resnet"], "lr", "lrr"),
      "config key recipes.cifar-resnet.lrr: unknown key (did you mean 'lr'?); expected one of: epochs, batch_size, "
-     "lr, momentum, weight_decay, milestones, gamma, warmup, warmup_rule, momentum_at_rewind, rewind"),
+     "lr, momentum, weight_decay, milestones, gamma, warmup, warmup_rule, momentum_at_rewind, optimizer, decay, "
+     "rewind"),
     (lambda c: rename(c["recipes"], "cifar-resnet", "cifar-resnt"), "config key recipes.cifar-resnt: unknown key "
-     "(did you mean 'cifar-resnet'?); expected one of: cifar-resnet, imagenet-resnet, vgg, mlp"),
+     "(did you mean 'cifar-resnet'?); expected one of: cifar-resnet, imagenet-resnet, imagenet-bottleneck, vgg, mlp, vit"),
     (recipe(lr="fast"), "config key recipes.cifar-resnet.lr: expected a number above 0, got 'fast'"),
     (recipe(lr=-0.1), "config key recipes.cifar-resnet.lr: expected a number above 0, got -0.1"),
     (lambda c: c["pruning"].update(fraction=1.2),

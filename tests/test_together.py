@@ -138,10 +138,10 @@ def test_tickets_per_job_groups_every_ticket_of_a_level_into_jobs_of_that_size(f
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
     # Four stacking tickets per model and level (one ETT, three baselines): a group of 3 and one of 1;
-    # IMP's tickets retrain alone.
+    # IMP's tickets retrain alone (level 1 in its round, which prunes level 2).
     for model in ("resnet14_w0_25", "resnet20_w0_25"):
         assert counts[f"retrain_together_{model}_0"] == counts[f"retrain_together_{model}_1"] == 2 * 2
-    assert counts["retrain"] == 2 * 2 * 2
+    assert counts["retrain"] == counts["imp_round"] == 2 * 2
     assert run.stdout.count("--precision bf16") == 2 * 2 + 2 * 2 * 2 + 4 * 2 * 2
     assert "--ticket results/fashion-mnist/resnet20-w0.25/seed1/ett/from-resnet14-w0.25/default/level2/ticket.pt" in run.stdout
 
@@ -161,8 +161,8 @@ def test_tickets_per_job_makes_tickets_only_at_the_compared_levels(fashion_root,
     counts = job_counts(run.stdout)
     # Level 2: one ETT and two baselines per model in one job; IMP alone at every level.
     assert counts["retrain_together_resnet14_w0_25_0"] == counts["retrain_together_resnet20_w0_25_0"] == 1
-    assert counts["retrain"] == 2 * 3
-    assert counts["baseline"] == 2 * 2 and counts["ett"] == 2
+    assert counts["retrain"] == 2 and counts["imp_round"] == 2 * 2  # the last level; the others prune the next
+    assert counts["baselines"] == 2 and counts["ett"] == 2
     for level in (1, 3):
         assert f"baselines/random/level{level}" not in run.stdout
         assert f"level{level}/ticket.pt --out" not in run.stdout  # no group at an uncompared level
@@ -210,8 +210,8 @@ def test_imps_chain_runs_before_the_tickets_made_from_it(fashion_root, tmp_path,
     run = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"))
     assert run.returncode == 0, run.stderr[-3000:]
     found = job_priorities(run.stdout)
-    chain = found["dense"] | found["imp_ticket"]
-    tickets = found["ett"] | found["baseline"]
+    chain = found["dense"] | found["imp_ticket"] | found["imp_round_1"]
+    tickets = found["ett"] | found["baselines"]
     if tickets_per_job > 1:
         chain |= found["retrain"]  # IMP's tickets alone: the others stack
         tickets |= found["retrain_together_resnet14_w0_25_0"] | found["retrain_together_resnet20_w0_25_0"]

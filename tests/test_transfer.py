@@ -101,10 +101,12 @@ def test_a_transfer_dag_lists_the_source_runs_the_transfers_and_their_retraining
     run = snakemake(tmp_path, "-n", "-p", "--configfile", str(transfer_config(tmp_path)))
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    # digits' ResNet-14 dense run and two IMP tickets; two transfers (direct, ETT) per level; their
-    # retraining beside the study's own IMP and digits' level 1 (level 2 prunes what it learned).
-    assert counts["prepare_data"] == 2 and counts["dense"] == 3 and counts["imp_ticket"] == 6
-    assert counts["transfer"] == 4 and counts["retrain"] == 4 + 4 + 1 and counts["table"] == 3
+    # digits' ResNet-14 dense run and two IMP tickets (level 1's pruning; level 1's retraining, which
+    # prunes level 2's); two transfers (direct, ETT) per level; their retraining beside the study's own
+    # IMP (its level 1 in a round of its own too).
+    assert counts["prepare_data"] == 2 and counts["dense"] == 3 and counts["imp_ticket"] == 3
+    assert counts["imp_round"] == 2 + 1 and counts["transfer"] == 4 and counts["retrain"] == 4 + 2
+    assert counts["table"] == 3
     for path in ["results/digits/resnet14-w0.25/seed0/dense/final.pt",
                  "results/digits/resnet14-w0.25/seed0/imp/level2/ticket.pt",
                  "results/fashion-mnist/resnet14-w0.25/seed0/transfer/from-digits/resnet14-w0.25/direct/level2/summary.json",
@@ -123,7 +125,7 @@ def test_with_tickets_per_job_transferred_tickets_retrain_alone_beside_the_stack
     # The study's two baselines per (model, level) stack; IMP (both datasets) and the four
     # transferred tickets retrain alone; digits gets no baselines.
     assert counts["retrain_together_resnet14_w0_25_0"] == counts["retrain_together_resnet20_w0_25_0"] == 2
-    assert counts["transfer"] == 4 and counts["retrain"] == 4 + 4 + 1
+    assert counts["transfer"] == 4 and counts["retrain"] == 4 + 2 and counts["imp_round"] == 2 + 1
     assert "results/digits/resnet14-w0.25/seed0/baselines" not in run.stdout
 
 

@@ -383,3 +383,12 @@ def test_the_random_control_permutes_replicas_in_every_family(model: str, target
     rand, _, _ = transform(src, target, spec, seed=5)
     changed = {k for k in plain.mask if not torch.equal(plain.mask[k], rand.mask[k])}
     assert changed and all(re.match(replica, k) for k in changed)
+
+
+def test_a_lone_unit_past_nine_is_written_with_a_dot_so_it_reads_back_as_one_unit() -> None:
+    """'10' reads as units 1 and 0 (one digit per unit); '10.' is unit 10, as '10.12' is units 10 and 12."""
+    from elth.transform.spec import _indices, _name
+
+    for units in ([10], [1, 0], [10, 12], [3, 11], [2, 5, 9]):
+        assert _indices(_name(units)) == units
+    assert _name([10]) == "10." and _indices("10") == [1, 0]

@@ -10,8 +10,9 @@ in `.grad`: the mask multiplies the weights in place, it is not in the graph) an
 optimizer step. RigL's TensorFlow code skips the optimizer step on an update iteration, so that a
 grown weight starts training at zero with no momentum; here every batch keeps its step, and a
 grown weight's gradient is zeroed for that one step together with its value and momentum buffer,
-which leaves it at zero with zero momentum after the step all the same. A dropped weight needs no
-handling: the engine multiplies the weights by the updated factors after the step.
+which leaves it at zero with zero momentum after the step all the same (under AdamW, both of its
+moment estimates are zeroed). A dropped weight needs no handling: the engine multiplies the weights
+by the updated factors after the step.
 
 `stretch` is RigL's "5x": the same recipe over a multiple of its epochs, schedule included.
 """
@@ -79,13 +80,15 @@ class RigL:
         for weight, mask, active in zip(weights, masks, self._counts):
             moved = int(active * fraction)
             if moved and active < mask.numel():
-                self._rewire(weight, mask, moved, optimizer.state.get(weight, {}).get("momentum_buffer"))
+                state = optimizer.state.get(weight, {}).values()
+                self._rewire(weight, mask, moved, [t for t in state if torch.is_tensor(t) and t.shape == weight.shape])
 
     @staticmethod
     @torch.no_grad()
-    def _rewire(weight: Tensor, mask: Tensor, moved: int, momentum: Tensor | None) -> None:
+    def _rewire(weight: Tensor, mask: Tensor, moved: int, moments: list[Tensor]) -> None:
         """Move `moved` connections of one layer. Positions are flattened in the tensor's logical
-        order (`reshape`, not `view`): conv weights are channels_last, their mask is not."""
+        order (`reshape`, not `view`): conv weights are channels_last, their mask is not. `moments`:
+        the optimizer's per-weight state (SGD's momentum buffer, AdamW's two moment estimates)."""
         was_active = mask.reshape(-1).bool()
         drop_score = weight.detach().abs().reshape(-1).masked_fill(~was_active, math.inf)
         now = was_active.clone()
@@ -94,7 +97,7 @@ class RigL:
         now[torch.topk(grow_score, moved).indices] = True
         mask.copy_(now.view(mask.shape))
         new = (now & ~was_active).view(mask.shape)
-        for tensor in (weight, weight.grad) + ((momentum,) if momentum is not None else ()):
+        for tensor in (weight, weight.grad, *moments):
             tensor.masked_fill_(new, 0.0)
 
 

@@ -4,6 +4,9 @@ Conv and linear weights are Kaiming-normal, BN weights uniform on [0, 1) and BN 
 the paper's code (open_lth's `kaiming_normal` with `batchnorm_init='uniform'`). Biases of conv and
 linear layers keep PyTorch's default uniform law. Every draw comes from one seeded generator so a
 model is a function of its seed alone, whatever else used the global RNG before.
+
+A model whose family has laws of its own (a ViT: torchvision's, elth/models/vit.py) has an
+`initialize(generator)` method, which is called instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from torch import nn
 
 
 def initialize(model: nn.Module, generator: torch.Generator) -> None:
+    own = getattr(model, "initialize", None)
+    if callable(own):
+        own(generator)
+        return
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):

@@ -18,7 +18,10 @@ after Frankle et al. 2020b), every baseline is applied to the rewind weights, no
   the ones Wang et al. remove first, and removes those of S near 0.
 - `synflow` (Tanaka et al. 2020): data-free and iterative: on |w|, with an all-ones input, score
   |w * dR/dw| for R the sum of the output, and prune in `iterations` rounds to densities
-  d^(k/iterations), as the paper's exponential schedule does.
+  d^(k/iterations), as the paper's exponential schedule does. On a ViT, eval mode does not make the
+  network linear in |w| as it does a BN network: LayerNorm still normalises every token, so
+  SynFlow's conservation of flow holds only approximately there; its scores are still computed and
+  ranked the same way.
 
 SNIP and GraSP score with the model in `mode` `train` (batch statistics: the default, the mode a
 network is built in, as both methods were made to score one at its init) or `eval` (the rewind
@@ -35,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from elth.errors import ConfigError
 from elth.models.init import initialize
@@ -106,12 +110,14 @@ def grasp_scores(model: nn.Module, weights: dict[str, Tensor], batches: Batches,
         for acc, grad in zip(g, torch.autograd.grad(loss, params)):
             acc += grad
     hg = [torch.zeros_like(p) for p in params]
-    for x, y in batches:
-        loss = F.cross_entropy(model(x) / temperature, y)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        z = sum((gi * gj.detach()).sum() for gi, gj in zip(grads, g))
-        for acc, h in zip(hg, torch.autograd.grad(z, params)):
-            acc += h
+    # A ViT's attention: the fused kernels have no double backward; the plain one does.
+    with sdpa_kernel(SDPBackend.MATH):
+        for x, y in batches:
+            loss = F.cross_entropy(model(x) / temperature, y)
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            z = sum((gi * gj.detach()).sum() for gi, gj in zip(grads, g))
+            for acc, h in zip(hg, torch.autograd.grad(z, params)):
+                acc += h
     return {n: -(w.detach() * h) for (n, w), h in zip(weights.items(), hg)}
 
 

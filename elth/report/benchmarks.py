@@ -6,11 +6,12 @@ A row is (rule, dataset, model, seed, level, kind, runs) and what the job measur
 memory in MB (`max_rss_mb`, empty for a job too short to sample). `kind` is the ticket's kind as
 runs.csv names its method (dense, imp, ett, transfer, a baseline's name, rigl or rigl5x), joined by
 `+` for a job that trains a stacked group; `runs` is the training runs the job made (the group's
-size for a stacked job, 0 for one that only prunes, transforms, scores or interpolates), so that
+size for a stacked job, 0 for one that only prunes, transforms, scores or interpolates; an IMP round
+trains one and prunes the next level), so that
 seconds per run can be compared between stacked and single jobs (bench/study_cost.py projects a
 study from them). Everything but the measurements is read from the file's path, which mirrors the
 job's log path under benchmarks/ and ends in the rule's name; what a stacked job trains, which its
-path does not say, comes from `--groups`. Grouped rules are named by their family
+path does not say, comes from `--groups` (a `baselines` job's kind joins its methods). Grouped rules are named by their family
 (`retrain_together`, `lmc_copies`): the model is a column of its own.
 
 A job that ran before its rule recorded benchmarks, or whose file was deleted, has no row: the
@@ -33,11 +34,12 @@ from elth.report.html import convert
 
 COLUMNS = ["rule", "dataset", "model", "seed", "level", "kind", "runs", "seconds", "cpu_seconds", "max_rss_mb"]
 # The rules whose benchmark file sits in a ticket's directory, and the training runs each job makes.
-TICKET_RULES = {"imp_ticket": 0, "ett": 0, "baseline": 0, "transfer": 0, "retrain": 1, "rigl": 1, "lmc_copy": 1,
+TICKET_RULES = {"imp_ticket": 0, "imp_round": 1, "ett": 0, "transfer": 0, "retrain": 1, "rigl": 1, "lmc_copy": 1,
                 "lmc": 0}
 RUN = re.compile(r"(?:.*/)?benchmarks/(?P<dataset>[^/]+)/(?P<model>[^/]+)/seed(?P<seed>\d+)/(?P<rest>.+)\.tsv")
 DATASET = re.compile(r"(?:.*/)?benchmarks/(?P<dataset>[^/]+)/prepare_data\.tsv")
 FLOPS = re.compile(r"(?:.*/)?benchmarks/tables/flops/(?P<source>.+)-to-(?P<model>.+)\.tsv")
+BASELINES = re.compile(r"baselines/level(?P<level>\d+)/baselines")
 TOGETHER = re.compile(r"together/level(?P<level>\d+)-group(?P<group>\d+)")
 LMC_GROUP = re.compile(r"lmc/level(?P<level>\d+)-group(?P<group>\d+)-noise\d+")
 IN_TICKET = re.compile(rf"(?P<ticket>.+?)(?:/lmc/noise\d+(?:-\d+)?)?/(?P<rule>{'|'.join(TICKET_RULES)})")
@@ -77,6 +79,8 @@ def describe(path: str, groups: dict) -> dict:
                 raise ElthError(f"{path}: --groups does not say what group {g['group']} trains") from None
             return row | {"rule": rule, "level": int(g["level"]), "kind": "+".join(map(kind, tickets)),
                           "runs": len(tickets)}
+    if b := BASELINES.fullmatch(rest):
+        return row | {"rule": "baselines", "level": int(b["level"]), "kind": "+".join(groups.get("baselines", []))}
     if not (t := IN_TICKET.fullmatch(rest)):
         raise ElthError(f"{path}: not a benchmark path of the workflow's rules")
     return row | {"rule": t["rule"], "level": level(t["ticket"]), "kind": kind(t["ticket"]),
@@ -124,8 +128,9 @@ def summary(table: pd.DataFrame, missing: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m elth.report.benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("benchmarks", nargs="*", help="the study's benchmark files (a missing one is named, not read)")
-    p.add_argument("--groups", default="{}", help='JSON: {"together": {model: [[ticket kind, ...], ...]}, '
-                   '"lmc": {"model/level<k>": [[ticket, ...], ...]}}, what each stacked job trains')
+    p.add_argument("--groups", default="{}", help='JSON: {"baselines": [method, ...], "together": {model: '
+                   '[[ticket kind, ...], ...]}, "lmc": {"model/level<k>": [[ticket, ...], ...]}}, what each job of '
+                   'several tickets makes')
     p.add_argument("-o", "--out", required=True, help="results/tables/benchmarks.csv")
     p.add_argument("--html", help="the summary per rule and model as a page, e.g. results/tables/benchmarks.html")
     args = p.parse_args(argv)

@@ -12,7 +12,7 @@ from elth.checkpoint import Checkpoint
 from elth.errors import CheckpointError, cli_errors
 from elth.prune.mask import RANDOM_STARTS
 from elth.transform.apply import transform
-from elth.transform.spec import Plan
+from elth.transform.spec import Plan, WidthPlan
 
 
 def describe(plan, mapping: dict[str, str]) -> str:
@@ -22,6 +22,17 @@ def describe(plan, mapping: dict[str, str]) -> str:
         return "\n".join(lines)
     changed = sum(1 for k, v in mapping.items() if k != v)
     return f"width {plan.mode}" + (f" (std {plan.std})" if plan.mode == "gaussian" else "") + f": {changed} tensors resized"
+
+
+def ett(source: Checkpoint, target: str, spec: str, scheme: str | None = None, seed: int = 0, level: int = 0,
+        random_start: str = "rewind") -> tuple[Checkpoint, dict[str, str], Plan | WidthPlan]:
+    """The ETT ticket `spec` makes of `source` on `target`, as the command makes it: its randomness (the random
+    control, width noise) drawn from the stream of (seed, level), and its meta naming the source and the
+    scheme (default: the spec); with the key mapping and the plan."""
+    ticket, mapping, plan = transform(source, target, spec, 1000 * seed + level, random_start)
+    ticket.meta.update({"method": "ett", "source": source.model, "scheme": scheme or spec, "spec": spec,
+                        "source_sparsity": source.mask.sparsity})
+    return ticket, mapping, plan
 
 
 @cli_errors
@@ -44,9 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     source = Checkpoint.load(args.ticket, "ticket", model=args.source, dataset=args.dataset)
     if source.mask is None:
         raise CheckpointError(f"{args.ticket}: has no mask")
-    ticket, mapping, plan = transform(source, args.target, args.spec, 1000 * args.seed + args.level, args.random_start)
-    ticket.meta.update({"method": "ett", "source": source.model, "scheme": args.scheme or args.spec, "spec": args.spec,
-                        "source_sparsity": source.mask.sparsity})
+    ticket, mapping, plan = ett(source, args.target, args.spec, args.scheme, args.seed, args.level, args.random_start)
     ticket.save_ticket(args.out, plan=plan.explicit(), mapping=mapping)
     print(f"{source.model} -> {args.target} by {args.spec!r}")
     print(describe(plan, mapping))

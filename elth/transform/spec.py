@@ -12,14 +12,19 @@ the paper does (App. A, Figs 4, 5, 9-13):
   block, Append and Inter are the same (Sec 4.1: "appending interpolating the first block yields
   the same resulting model").
 - `xm` after the indices: each listed block appears m times in all (`Inter 12x4`: B1 B1 B1 B1
-  B2 B2 B2 B2; `Append 12x3` from ResNet-32: B0 B1 B2 B1 B2 B1 B2 B3 B4). Without it, m = 2.
+  B2 B2 B2 B2; `Append 12x3` from ResNet-32: B0 B1 B2 B1 B2 B1 B2 B3 B4). Without it, m = 2. A
+  count that no m reaches (ResNet-50 -> 101, stage 3: 6 -> 23 units, 17 copies of 5 blocks) is
+  refused with the nearest valid spec. Inter steps compose to any count (`Inter 12x5, Inter 345x4`);
+  an Append group is copied as a whole, so an uneven stretch is the default's or an explicit map.
 - `Drop 34`: remove the listed source blocks.
 - Steps compose left to right with commas: `Inter 12x2, Append` interpolates, then appends the
   result (B0 B1 B1 B2 B2 B1 B1 B2 B2). Indices always name source blocks.
 - ` - Random` at the end: the masks of the replicated copies are permuted within each layer
   (Fig 4's control); the first occurrence of each source block keeps its mask.
 - `default`: the paper's defaults (App. A): to stretch, append the earliest elastic blocks,
-  as many distinct blocks as possible, as few times as possible; to squeeze, drop the latest.
+  as many distinct blocks as possible, as few times as possible; to squeeze, drop the latest. When
+  the extra count is not a multiple of the elastic blocks, the appended group is whole rounds of
+  them, then the earliest once more (ResNet-50 -> 101, stage 3: B0-B5, then B1-B5 three times, B1 B2).
 - `0:0;1:1,3;2:2,4`: the original code's explicit map, source index to target positions.
 - One spec serves every stage; `|` separates per-stage specs (`Append 1 | Append 12 | default`).
   A target stage without units (a VGG's classifier with one linear layer) takes an empty part.
@@ -44,7 +49,7 @@ import re
 from dataclasses import dataclass
 
 from elth.errors import ConfigError
-from elth.models.names import layout, parse, width
+from elth.models.names import check_pair, layout, parse, width
 
 _STEP = re.compile(r"(append|inter|drop)(?:\s+([0-9.]+?)(?:x(\d+))?)?", re.I)
 _RANDOM = re.compile(r"\s*-\s*random\s*$", re.I)
@@ -82,11 +87,15 @@ class Plan:
 
 
 def _indices(text: str) -> list[int]:
+    """'135' is units 1, 3 and 5; with a dot, '10.12' is units 10 and 12, and '10.' unit 10 alone."""
     return [int(t) for t in text.split(".") if t] if "." in text else [int(c) for c in text]
 
 
 def _name(indices: list[int]) -> str:
-    return ("." if any(i > 9 for i in indices) else "").join(map(str, indices))
+    """The inverse of `_indices` (a lone unit past 9 keeps a trailing dot, or it would read as digits)."""
+    if all(i <= 9 for i in indices):
+        return "".join(map(str, indices))
+    return ".".join(map(str, indices)) + ("." if len(indices) == 1 else "")
 
 
 def default_stage(fixed: tuple[bool, ...], n_target: int) -> list[int]:
@@ -261,7 +270,9 @@ def _vgg_fc_parts(spec: str, text: str, src_layout: tuple, tgt_layout: tuple) ->
 
 
 def _nearest(part: str, fixed: tuple[bool, ...], n_target: int) -> str:
-    """A valid spec close to `part`: the same step with the right multiplicity, else the default."""
+    """A valid spec close to `part`: the same step with the right multiplicity; for an Inter whose
+    extra count is not a multiple of its blocks, two Inter steps with the earliest blocks one copy
+    more (`_uneven_inter`); else the default (an Append group is copied whole, so it cannot be uneven)."""
     m = _STEP.fullmatch(part.split(",")[0].strip())
     n_source = len(fixed)
     if m and m[1].lower() in ("append", "inter") and m[2] and "," not in part:
@@ -270,7 +281,18 @@ def _nearest(part: str, fixed: tuple[bool, ...], n_target: int) -> str:
         if extra > 0 and extra % len(chosen) == 0:
             times = 1 + extra // len(chosen)
             return f"{m[1].capitalize()} {_name(chosen)}" + (f"x{times}" if times > 2 else "")
+        if extra > 0 and m[1].lower() == "inter":
+            return _uneven_inter(chosen, extra)
     return default_name(fixed, n_target)
+
+
+def _uneven_inter(chosen: list[int], extra: int) -> str:
+    """Inter steps that add `extra` copies of the `chosen` blocks when no single `xm` can: each block
+    as few times as possible, the earliest one copy more than the rest, as the default spreads its
+    copies (6 -> 23 units from blocks 1-5: `Inter 12x5, Inter 345x4`)."""
+    base, more = divmod(extra, len(chosen))
+    steps = [(chosen[:more], base + 2), (chosen[more:], base + 1)]
+    return ", ".join(f"Inter {_name(ix)}" + (f"x{t}" if t > 2 else "") for ix, t in steps if ix and t >= 2)
 
 
 WIDTH_SPEC = re.compile(r"(widen)\s+(replicate|permute|gaussian)(?:\s+([0-9.eE-]+))?|(shrink)", re.I)
@@ -314,5 +336,7 @@ def is_width_spec(spec: str) -> bool:
 
 
 def plan_for(spec: str, source: str, target: str) -> Plan | WidthPlan:
-    """The plan of any spec (depth or width) between two models, or a ConfigError saying why not."""
+    """The plan of any spec (depth or width) between two models, or a ConfigError saying why not (a pair
+    no spec can join, such as two ViTs of different widths, whatever the spec; `names.check_pair`)."""
+    check_pair(source, target)
     return width_plan(spec, source, target) if is_width_spec(spec) else depth_plan(spec, source, target)

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
@@ -52,7 +53,11 @@ except ConfigError as err:
 _PYTHON = "" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else (
     f'python() {{ {shlex.quote(sys.executable)} "$@"; }}; ')
 _SLURM_JOB = 'slurm_job() { printf "${SLURM_JOB_ID:+slurm job $SLURM_JOB_ID on ${SLURMD_NODENAME:-?}\\n}"; }; '
-shell.prefix(f"set -euo pipefail; {_PYTHON}{_SLURM_JOB}".replace("{", "{{").replace("}", "}}"))
+# - ELTH_MODULES: the config's `modules` (families of the user's own module, elth/models/user.py), so that every
+#   job reads their model names as the DAG did.
+_MODULES = study.module_environment(config)
+_USER_MODULES = f"export ELTH_MODULES={shlex.quote(_MODULES)}; " if _MODULES else ""
+shell.prefix(f"set -euo pipefail; {_PYTHON}{_SLURM_JOB}{_USER_MODULES}".replace("{", "{{").replace("}", "}}"))
 
 DATASET = config["dataset"]["name"]
 MODELS = config["models"]
@@ -65,8 +70,10 @@ ETT = {(source, target, scheme): spec for source, target, scheme, spec in study.
 # Ticket directories under a run that the shared retraining rule serves (all of them, unless
 # engine.tickets_per_job > 1 gives the ETT and baseline tickets to together.smk's grouped rules).
 # IMP's tickets always retrain alone, so each IMP round waits only for its own model's previous
-# round, never for the chains of the models its ETTs come from; so do a dataset transfer's.
-_IMP = r"imp/level\d+"
+# round, never for the chains of the models its ETTs come from; so do a dataset transfer's. Every
+# IMP level but the last retrains in imp.smk's rounds, each making the next level's ticket.
+FUSED_LEVELS = range(1, config["pruning"]["levels"])
+_IMP = f"imp/level{config['pruning']['levels']}"
 _TRANSFER = r"transfer/from-[^/]+/[^/]+/[^/]+/level\d+"
 TICKETS = rf"{_IMP}|ett/from-[^/]+/[^/]+/level\d+|baselines/[a-z]+/level\d+|{_TRANSFER}"
 RETRAIN_ALONE = TICKETS if config["engine"]["tickets_per_job"] == 1 else rf"{_IMP}|{_TRANSFER}"
@@ -90,7 +97,7 @@ def fingerprint(*paths, exclude=()):
     params changed, so editing a module reruns the stages that use it and nothing upstream (its
     own code trigger sees only the rule body, not imported modules). `exclude` leaves out files whose
     effect a rule states more precisely as a param of its own (the ETT plan, for the spec parser)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_MODULES.encode())  # a declared module family is part of every stage's code
     skip = {os.path.join(workflow.basedir, path) for path in exclude}
     for path in paths:
         root = os.path.join(workflow.basedir, path)
@@ -105,7 +112,7 @@ def fingerprint(*paths, exclude=()):
 SPEC_PARSER = "elth/transform/spec.py"
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
 COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
-               "elth/prune/mask.py", "elth/gpus.py")
+               "elth/prune/mask.py", "elth/gpus.py", *study.module_sources(config))
 CODE = {
     "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
@@ -242,9 +249,13 @@ def benchmark_files():
     stacked = () if alone else ("retrain",)  # ETT and baseline tickets retrain in together.smk's groups
     files = [f"benchmarks/{DATASET}/prepare_data.tsv"]
     files += [bench(os.path.dirname(s), "dense") for s in dense_summaries()]
-    files += [bench(s, rule) for s in imp_summaries() for rule in ("imp_ticket", "retrain")]
+    runs = [f"benchmarks/{DATASET}/{m}/seed{s}" for m in MODELS for s in SEEDS]
+    files += [f"{run}/imp/level1/imp_ticket.tsv" for run in runs]  # then the rounds, each pruning the next level
+    files += [f"{run}/imp/level{k}/{'imp_round' if k in FUSED_LEVELS else 'retrain'}.tsv" for run in runs for k in LEVELS]
     files += [bench(s, rule) for s in ett_summaries() for rule in ("ett", "retrain") if rule not in stacked]
-    files += [bench(s, rule) for s in baseline_summaries() for rule in ("baseline", "retrain") if rule not in stacked]
+    files += [bench(s, "retrain") for s in baseline_summaries() if not stacked]
+    files += [f"benchmarks/{DATASET}/{m}/seed{s}/baselines/level{k}/baselines.tsv" for m in MODELS for s in SEEDS
+              for k in COMPARED] if BASELINES else []
     files += [bench(s, "rigl") for s in rigl_summaries()]
     files += [bench(s, rule) for s in transfer_summaries() for rule in ("transfer", "retrain")]
     if TRANSFER:  # the source dataset's check, dense runs and IMP rounds up to the last level transferred
@@ -252,8 +263,8 @@ def benchmark_files():
         sources = sorted({src for src, _, _ in TRANSFER})
         runs = [f"benchmarks/{TRANSFER_FROM}/{m}/seed{s}" for m in sources for s in SEEDS]
         files += [f"benchmarks/{TRANSFER_FROM}/prepare_data.tsv"] + [f"{run}/dense.tsv" for run in runs]
-        files += [f"{run}/imp/level{k}/imp_ticket.tsv" for run in runs for k in range(1, last + 1)]
-        files += [f"{run}/imp/level{k}/retrain.tsv" for run in runs for k in range(1, last)]
+        files += [f"{run}/imp/level1/imp_ticket.tsv" for run in runs]
+        files += [f"{run}/imp/level{k}/imp_round.tsv" for run in runs for k in range(1, last)]
     if not alone:
         files += [f"benchmarks/{DATASET}/{m}/seed{s}/together/level{k}-group{g}.tsv" for m in MODELS
                   for g in range(len(ticket_groups(m))) for s in SEEDS for k in COMPARED]
@@ -271,15 +282,16 @@ def benchmark_files():
 
 
 def benchmark_groups():
-    """What each stacked job trains, which its benchmark file's path does not say: per model, the
-    ticket kinds of each group of together.smk (by group number), and per `model/level<k>`, the
-    tickets of each group of linear mode connectivity's copies; as JSON for the CLI."""
+    """What each job of several tickets makes, which its benchmark file's path does not say: the methods
+    of every `baselines` job; per model, the ticket kinds of each group of together.smk (by group
+    number), and per `model/level<k>`, the tickets of each group of linear mode connectivity's copies;
+    as JSON for the CLI."""
     if config["engine"]["tickets_per_job"] == 1:
-        return "{}"
+        return json.dumps({"baselines": BASELINES})
     lmc = {}
     for m, k, _, tickets in lmc_ticket_groups():
         lmc.setdefault(f"{m}/level{k}", []).append(tickets)
-    return json.dumps({"together": {m: ticket_groups(m) for m in MODELS}, "lmc": lmc})
+    return json.dumps({"baselines": BASELINES, "together": {m: ticket_groups(m) for m in MODELS}, "lmc": lmc})
 
 
 def ett_spec(wildcards):
@@ -317,45 +329,80 @@ def ett_random_start(wildcards):
     return f"--random-start {config['random_start']}" if isinstance(plan, Plan) and plan.random else ""
 
 
-def baseline_options(wildcards):
-    """The options only the job's method reads (the others' are ''), so that changing one method's
-    setting reruns that method's jobs alone: a rule's params are part of every job's record."""
+def method_options(method, model):
+    """The options of `method` alone, as flags of `elth.baseline` ('' for a method that reads none)."""
     b = config["baselines"]
-    if wildcards.method == "random":
+    if method == "random":
         return f"--random-start {config['random_start']}"
-    if wildcards.method in ("snip", "grasp"):
-        batch_size = study.recipe(config, wildcards.model)["batch_size"]
+    if method in ("snip", "grasp"):
+        batch_size = study.recipe(config, model)["batch_size"]
         options = f"--batch-size {batch_size} --batches {b['batches']} --mode {b['mode']}"
-        return options + (f" --grasp {b['grasp']}" if wildcards.method == "grasp" else "")
-    if wildcards.method == "synflow":
+        return options + (f" --grasp {b['grasp']}" if method == "grasp" else "")
+    if method == "synflow":
         return f"--iterations {b['synflow_iterations']}"
     return ""
 
 
+def baselines_options(wildcards):
+    """The options of every method of the `baselines` job, each flag once (SNIP and GraSP share theirs)."""
+    flags = {}
+    for method in BASELINES:
+        words = shlex.split(method_options(method, wildcards.model))
+        flags.update(zip(words[::2], words[1::2]))
+    return " ".join(f"{flag} {value}" for flag, value in flags.items())
+
+
+def baseline_settings(wildcards):
+    """Everything that makes a baseline method's tickets of one model besides the inputs of the shared
+    `baselines` job: its options, the baselines' code, and for the scoring methods their device and
+    the data options their mini-batches come from. The param of `baseline_settings`' file."""
+    method = wildcards.method
+    return {"method": method, "options": method_options(method, wildcards.model), "code": CODE["baseline"],
+            "device": config["resources"]["device"] if method in SCORED_BASELINES else "cpu",
+            "data": study.data_json(config, wildcards.dataset) if method in ("snip", "grasp") else ""}
+
+
+def settings_file(dataset, model, method):
+    return f"results/{dataset}/{model}/baselines/{method}.json"
+
+
+def write_settings(path, settings, log):
+    """Write a settings file atomically (under a temporary name, then renamed), in Snakemake's process, and
+    say so in the job's log."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as handle:
+        json.dump(settings, handle, indent=1, sort_keys=True)
+    os.replace(handle.name, path)
+    with open(log, "w") as handle:
+        handle.write(f"{settings['method']} settings -> {path}: {json.dumps(settings, sort_keys=True)}\n")
+
+
+def ticket_input(wildcards):
+    """A retraining's ticket. A baseline's is read as `ancient`, beside the IMP ticket it matches and its
+    method's settings file: a rerun of the level's shared `baselines` job (another method's settings
+    changed) rewrites every method's ticket but retrains only the methods whose IMP ticket or settings
+    changed, which are what make a ticket (baselines.smk)."""
+    run = RUN.format(dataset=wildcards.dataset, model=wildcards.model, seed=wildcards.seed)
+    ticket = f"{run}/{wildcards.ticket}/ticket.pt"
+    if not wildcards.ticket.startswith("baselines/"):
+        return {"ticket": ticket}
+    _, method, level = wildcards.ticket.split("/")
+    return {"ticket": ancient(ticket), "reference": f"{run}/imp/{level}/ticket.pt",
+            "settings": settings_file(wildcards.dataset, wildcards.model, method)}
+
+
 # SNIP, GraSP and SynFlow score on the job's device (a GPU where the study uses one); the other
-# baselines only permute or re-draw, on the CPU, and hold no GPU.
+# baselines only permute or re-draw, on the CPU: a `baselines` job of those alone holds no GPU.
 SCORED_BASELINES = ("snip", "grasp", "synflow")
 
 
-def baseline_resources():
-    """A baseline job's size, holding a GPU only when its method scores on one."""
-    resources = sized("ticket", gpus())
-    if gpus():
-        resources["gpu"] = lambda wildcards: 1 if wildcards.method in SCORED_BASELINES else 0
-    return resources
-
-
-def imp_inputs(wildcards):
-    """Level k prunes what level k-1 learned (level 0: the dense run) and rewinds to the dense run."""
-    run = RUN.format(**wildcards)
-    k = int(wildcards.level)
-    inputs = {"rewind": f"{run}/dense/rewind.pt"}
-    if k == 1:
-        inputs["trained"] = f"{run}/dense/final.pt"
-    else:
-        inputs["trained"] = f"{run}/imp/level{k - 1}/final.pt"
-        inputs["previous"] = f"{run}/imp/level{k - 1}/ticket.pt"
-    return inputs
+def imp_pruning_flags(wildcards):
+    """How an IMP round prunes (fraction, count rule, the model's unpruned layers), as the flags of both
+    commands that prune: `elth.imp` (level 1) and `elth.train --next-ticket` (every later level)."""
+    unpruned = " ".join(f"'{p}'" for p in study.unpruned(config, wildcards.model))
+    return (f"--fraction {config['pruning']['fraction']} --count {config['pruning']['count']}"
+            f" --unpruned {unpruned}")
 
 
 ENGINE = config["engine"]

@@ -1,30 +1,71 @@
-# One IMP round per level: prune the previous level's trained weights and rewind.
+# IMP's rounds, one process each: `imp_ticket` prunes the dense run into level 1's ticket, and the
+# retraining of level k, for every level but the last, prunes its trained weights into level k+1's
+# ticket in the same job (`python -m elth.train --next-ticket`). A round fused the other way (level
+# k's pruning with its own retraining) would make a level's ETTs and baselines wait for that
+# retraining. A rule's outputs must follow from its wildcards, so there is one rule per level, made
+# here; the last level retrains through the shared `retrain` rule.
 
 
 rule imp_ticket:
     priority: CHAIN_PRIORITY
     input:
-        unpack(imp_inputs),
+        rewind=f"{RUN}/dense/rewind.pt",
+        trained=f"{RUN}/dense/final.pt",
     output:
-        ticket=f"{RUN}/imp/level{{level}}/ticket.pt",
-        info=f"{RUN}/imp/level{{level}}/ticket.json",
+        ticket=f"{RUN}/imp/level1/ticket.pt",
+        info=f"{RUN}/imp/level1/ticket.json",
     params:
         code=CODE["imp"],
-        previous=lambda w, input: f"--previous {input.previous}" if "previous" in input.keys() else "",
-        fraction=config["pruning"]["fraction"],
-        pruning_count=config["pruning"]["count"],  # "count" is a name Snakemake reserves
-        unpruned=lambda w: " ".join(f"'{p}'" for p in study.unpruned(config, w.model)),
+        pruning=imp_pruning_flags,
     resources:
         **sized("ticket"),
     log:
-        "logs/{dataset}/{model}/seed{seed}/imp/level{level}/ticket.log",
+        "logs/{dataset}/{model}/seed{seed}/imp/level1/ticket.log",
     benchmark:
-        "benchmarks/{dataset}/{model}/seed{seed}/imp/level{level}/imp_ticket.tsv"
+        "benchmarks/{dataset}/{model}/seed{seed}/imp/level1/imp_ticket.tsv"
     conda:
         "../../environment.yml"
     shell:
         "exec > {log} 2>&1; slurm_job; "
-        "python -m elth.imp --rewind {input.rewind} --trained {input.trained} {params.previous}"
-        " --level {wildcards.level} --fraction {params.fraction} --count {params.pruning_count}"
-        " --unpruned {params.unpruned}"
+        "python -m elth.imp --rewind {input.rewind} --trained {input.trained} --level 1 {params.pruning}"
         " -o {output.ticket}"
+
+
+for _level in FUSED_LEVELS:
+    _dir, _next = f"{RUN}/imp/level{_level}", f"{RUN}/imp/level{_level + 1}"
+
+    rule:
+        name:
+            f"imp_round_{_level}"
+        priority: CHAIN_PRIORITY
+        input:
+            data="results/{dataset}/splits.pt",
+            ticket=f"{_dir}/ticket.pt",
+            rewind=f"{RUN}/dense/rewind.pt",
+        output:
+            final=f"{_dir}/final.pt",
+            metrics=f"{_dir}/metrics.csv",
+            summary=f"{_dir}/summary.json",
+            next_ticket=f"{_next}/ticket.pt",
+            next_info=f"{_next}/ticket.json",
+        params:
+            code=CODE["train"],
+            imp_code=CODE["imp"],
+            train=train_params,
+            pruning=imp_pruning_flags,
+            device=config["resources"]["device"],
+        threads: config["resources"]["threads"]
+        resources:
+            **sized("train", gpus()),
+        log:
+            f"logs/{{dataset}}/{{model}}/seed{{seed}}/imp/level{_level}/imp_round.log",
+        benchmark:
+            f"benchmarks/{{dataset}}/{{model}}/seed{{seed}}/imp/level{_level}/imp_round.tsv"
+        conda:
+            "../../environment.yml"
+        shell:
+            "exec > {log} 2>&1; slurm_job; "
+            "python -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+            " --ticket {input.ticket} --recipe '{params.train[recipe]}' --data '{params.train[data]}'"
+            " --threads {threads} --device {params.device} {params.train[engine]} --out $(dirname {output.final})"
+            " --next-ticket {output.next_ticket} --rewind {input.rewind} {params.pruning}"

@@ -15,7 +15,13 @@ if ENGINE["tickets_per_job"] > 1:
                     f"retrain_together_{_model.replace('-', '_').replace('.', '_')}_{_group}"
                 input:
                     data="results/{dataset}/splits.pt",
-                    tickets=[f"{d}/ticket.pt" for d in _dirs],
+                    # A baseline's ticket is read as `ancient`, beside the IMP ticket and its method's
+                    # settings file, as `retrain` reads it (common.smk's ticket_input).
+                    tickets=[ancient(f"{d}/ticket.pt") if k.startswith("baselines") else f"{d}/ticket.pt"
+                             for k, d in zip(_kinds, _dirs)],
+                    reference=f"results/{{dataset}}/{_model}/seed{{seed}}/imp/level{{level}}/ticket.pt",
+                    settings=[settings_file("{dataset}", _model, k.split("/")[1]) for k in _kinds
+                              if k.startswith("baselines/")],
                 output:
                     [f"{d}/{name}" for d in _dirs for name in ("final.pt", "metrics.csv", "summary.json")],
                 params:

@@ -1,11 +1,12 @@
-# Retraining of a ticket: one rule for every kind of ticket, with the target model's recipe.
+# Retraining of a ticket: one rule for every kind of ticket, with the target model's recipe (IMP's
+# levels but the last retrain in imp.smk's rounds).
 
 
 rule retrain:
     priority: RETRAIN_PRIORITY
     input:
+        unpack(ticket_input),
         data="results/{dataset}/splits.pt",
-        ticket=f"{RUN}/{{ticket}}/ticket.pt",
     output:
         final=f"{RUN}/{{ticket}}/final.pt",
         metrics=f"{RUN}/{{ticket}}/metrics.csv",

@@ -1,0 +1,169 @@
+"""Benchmark: what a job costs before it works (its fixed cost), per kind of rule, and where the demo's
+time goes.
+
+Run: .venv/bin/python bench/job_cost.py [--demo] [--csv bench/results/job-cost.csv]
+
+Every job of the DAG is a process that imports torch and elth, reads its inputs and then works. On
+real Fashion-MNIST (Debian's package, decoded once by `prepare_data` as the DAG does), for each kind
+of rule this measures, as the median of `--repeats` runs:
+- `exit_s`: start to exit of the command with `--help`, a job that does no work (imports only);
+- `ready_s`: for a training command, start to the line it prints just before its first step (model
+  built, data loaded, ticket read); for a command that only makes a ticket (IMP's pruning, an ETT,
+  a level's baselines), start to exit of a real job on a tiny model, whose work is milliseconds;
+- `above_torch_s`: `ready_s` less the time `python -c "import torch"` takes, the floor every job pays.
+With `--demo` it also runs the README's first command (`snakemake --cores 2` on config.yaml) in a
+scratch directory and prints its wall time, the sum of its runs' training and evaluation seconds (each
+run's metrics.csv), and the share of the cores' time that is neither: start-up, small jobs, waiting.
+`--csv` appends the rows, with the date and machine, to a table (bench/results/job-cost.csv is
+committed): one per kind of job, one for `import torch` and, with `--demo`, one for the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+MODEL, DATASET = "resnet14-w0.25", "fashion-mnist"
+RECIPE = json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05})
+READY = "run(s) of"
+COLUMNS = ["exit_s", "ready_s", "above_torch_s", "wall_s", "train_s", "evaluate_s", "neither_share"]  # what elth.train prints once everything is loaded, before its first step
+
+
+def timed(command: list[str], until: str | None = None, cwd: Path = ROOT) -> float:
+    """Seconds from start to exit of `command`, or to the first output line containing `until`."""
+    start = time.perf_counter()
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if until is not None and until in line:
+                seconds = time.perf_counter() - start
+                proc.kill()
+                return seconds
+        if proc.wait() != 0 or until is not None:
+            raise SystemExit(f"{' '.join(command)} failed or never printed {until!r}")
+    return time.perf_counter() - start
+
+
+def median(command: list[str], repeats: int, until: str | None = None) -> float:
+    return statistics.median(timed(command, until) for _ in range(repeats))
+
+
+def fixtures(work: Path) -> dict[str, str]:
+    """The files the jobs read: decoded Fashion-MNIST, a dense run's rewind point and an IMP ticket."""
+    splits = work / "splits.pt"
+    subprocess.run([PY, "-m", "elth.data", DATASET, "--root", str(work / "data"), "--splits", str(splits),
+                    "-o", str(work / "dataset.json")], check=True, cwd=ROOT, capture_output=True)
+    data = json.dumps({"root": str(work / "data"), "augment": [], "splits": str(splits), "train_subset": 256})
+    code = (f"from elth.checkpoint import Checkpoint, build_for\n"
+            f"m = build_for({MODEL!r}, {DATASET!r}, seed=0)\n"
+            f"Checkpoint({MODEL!r}, {DATASET!r}, 0, m.state_dict(), meta={{'seed': 0}}).save({str(work / 'rewind.pt')!r})\n")
+    subprocess.run([PY, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([PY, "-m", "elth.imp", "--rewind", str(work / "rewind.pt"), "--trained", str(work / "rewind.pt"),
+                    "--level", "1", "--fraction", "0.5", "-o", str(work / "imp" / "ticket.pt")],
+                   check=True, cwd=ROOT, capture_output=True)
+    return {"data": data, "rewind": str(work / "rewind.pt"), "ticket": str(work / "imp" / "ticket.pt")}
+
+
+def jobs(work: Path, f: dict[str, str]) -> dict[str, tuple[list[str], str | None]]:
+    """Per kind of rule: its real command on the fixtures, and the line that ends its start-up (None: exit)."""
+    train = [PY, "-m", "elth.train", "--model", MODEL, "--dataset", DATASET, "--seed", "0", "--recipe", RECIPE,
+             "--data", f["data"], "--device", "cpu"]
+    return {
+        "dense": (train + ["--out", str(work / "dense")], READY),
+        "retrain": (train + ["--ticket", f["ticket"], "--out", str(work / "retrain")], READY),
+        "imp_round": (train + ["--ticket", f["ticket"], "--out", str(work / "round"), "--next-ticket",
+                               str(work / "next" / "ticket.pt"), "--rewind", f["rewind"], "--fraction", "0.5"], READY),
+        "imp_ticket": ([PY, "-m", "elth.imp", "--rewind", f["rewind"], "--trained", f["rewind"], "--level", "1",
+                        "--fraction", "0.5", "-o", str(work / "imp2" / "ticket.pt")], None),
+        "ett": ([PY, "-m", "elth.transform", f["ticket"], "--source", MODEL, "--dataset", DATASET,
+                 "--to", "resnet20-w0.25", "--spec", "default", "--scheme", "default", "-o",
+                 str(work / "ett" / "ticket.pt")], None),
+        "baselines": ([PY, "-m", "elth.baseline", "reinit", "random", "magnitude", "--rewind", f["rewind"],
+                       "--reference", f["ticket"], "--data", f["data"], "--device", "cpu",
+                       *(f"-o{work / 'b' / m}.pt" for m in ("reinit", "random", "magnitude"))], None),
+    }
+
+
+HELP = {"dense": "elth.train", "retrain": "elth.train", "imp_round": "elth.train", "imp_ticket": "elth.imp",
+        "ett": "elth.transform", "baselines": "elth.baseline", "lmc": "elth.lmc", "prepare_data": "elth.data",
+        "report": "elth.report.aggregate"}
+
+
+def demo(cores: int) -> dict[str, float]:
+    """The README's first command in a scratch directory: its wall time, and its runs' training and
+    evaluation seconds from their metrics.csv (`train_seconds`, and `seconds` less it)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        run = subprocess.run([PY, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", scratch,
+                              "--cores", str(cores), f"--configfile={ROOT / 'config.yaml'}"],
+                             cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if run.returncode != 0:
+            raise SystemExit(run.stderr[-3000:])
+        train = evaluate = 0.0
+        for metrics in Path(scratch, "results").rglob("metrics.csv"):
+            for row in csv.DictReader(metrics.open()):
+                train += float(row["train_seconds"])
+                evaluate += float(row["seconds"]) - float(row["train_seconds"])
+    return {"wall_s": wall, "train_s": train, "evaluate_s": evaluate,
+            "neither_share": 1 - (train + evaluate) / (wall * cores)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--demo", action="store_true", help="also run the demo (minutes) and split its time")
+    p.add_argument("--cores", type=int, default=2, help="the demo's --cores")
+    p.add_argument("--csv", type=Path, help="append the rows to this table")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    machine = f"{platform.node()} ({os.cpu_count()} cores)"
+    rows = []
+    torch_s = median([PY, "-c", "import torch"], args.repeats)
+    rows.append({"what": "import torch", "exit_s": torch_s})
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        (work / "data").symlink_to(Path("/usr/share/datasets/fashion-mnist"))
+        commands = jobs(work, fixtures(work))
+        for kind, module in HELP.items():
+            exit_s = median([PY, "-m", module, "--help"], args.repeats)
+            row = {"what": kind, "exit_s": exit_s}
+            if kind in commands:
+                command, until = commands[kind]
+                ready = median(command, args.repeats, until)
+                row |= {"ready_s": ready, "above_torch_s": ready - torch_s}
+            rows.append(row)
+    print(f"{'job':<14} {'exit (--help) s':>16} {'ready s':>9} {'above import torch s':>21}")
+    for r in rows:
+        cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("exit_s", "ready_s", "above_torch_s")]
+        print(f"{r['what']:<14} {cells[0]:>16} {cells[1]:>9} {cells[2]:>21}")
+    if args.demo:
+        d = demo(args.cores)
+        print(f"demo: {d['wall_s']:.0f} s wall on {args.cores} cores; runs trained {d['train_s']:.0f} s and evaluated "
+              f"{d['evaluate_s']:.0f} s; neither: {d['neither_share']:.0%} of the cores' time")
+        rows.append({"what": "demo", **d})
+    if args.csv:
+        new = not args.csv.exists()
+        with args.csv.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["date", "machine", "what", *COLUMNS])
+            if new:
+                writer.writeheader()
+            day = time.strftime("%Y-%m-%d")
+            for r in rows:
+                writer.writerow({"date": day, "machine": machine, "what": r["what"],
+                                 **{k: f"{r[k]:.3f}" if k in r else "" for k in COLUMNS}})
+
+
+if __name__ == "__main__":
+    main()
