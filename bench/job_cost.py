@@ -5,12 +5,14 @@ Run: .venv/bin/python bench/job_cost.py [--demo] [--csv bench/results/job-cost.c
 
 Every job of the DAG is a process that imports torch and elth, reads its inputs and then works. On
 real Fashion-MNIST (Debian's package, decoded once by `prepare_data` as the DAG does), for each kind
-of rule this measures, as the median of `--repeats` runs:
+of rule this measures, in `--repeats` rounds:
 - `exit_s`: start to exit of the command with `--help`, a job that does no work (imports only);
 - `ready_s`: for a training command, start to the line it prints just before its first step (model
   built, data loaded, ticket read); for a command that only makes a ticket (IMP's pruning, an ETT,
   a level's baselines), start to exit of a real job on a tiny model, whose work is milliseconds;
-- `above_torch_s`: `ready_s` less the time `python -c "import torch"` takes, the floor every job pays.
+- `above_torch_s`: the median over rounds of `ready_s` less the time `python -c "import torch"` took just
+  before it, measured the same way (to a printed line, or to exit), the floor every job pays (`exit_s`
+  and `ready_s` are the least of their runs).
 With `--demo` it also runs the README's first command (`snakemake --cores 2` on config.yaml) in a
 scratch directory and prints its wall time, the sum of its runs' training and evaluation seconds (each
 run's metrics.csv), and the share of the cores' time that is neither: start-up, small jobs, waiting.
@@ -25,8 +27,8 @@ import csv
 import json
 import os
 import platform
-import statistics
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -36,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 MODEL, DATASET = "resnet14-w0.25", "fashion-mnist"
 RECIPE = json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05})
-READY = "run(s) of"
-COLUMNS = ["exit_s", "ready_s", "above_torch_s", "wall_s", "train_s", "evaluate_s", "neither_share"]  # what elth.train prints once everything is loaded, before its first step
+READY = "run(s) of"  # what elth.train prints once everything is loaded, before its first step
+TORCH = [PY, "-c", "import torch; print('imported', flush=True)"]
+COLUMNS = ["exit_s", "ready_s", "above_torch_s", "wall_s", "train_s", "evaluate_s", "neither_share"]
 
 
 def timed(command: list[str], until: str | None = None, cwd: Path = ROOT) -> float:
@@ -55,8 +58,9 @@ def timed(command: list[str], until: str | None = None, cwd: Path = ROOT) -> flo
     return time.perf_counter() - start
 
 
-def median(command: list[str], repeats: int, until: str | None = None) -> float:
-    return statistics.median(timed(command, until) for _ in range(repeats))
+def fastest(command: list[str], repeats: int, until: str | None = None) -> float:
+    """The least of `repeats` timings: noise (other processes, a cold page cache) only ever adds time."""
+    return min(timed(command, until) for _ in range(repeats))
 
 
 def fixtures(work: Path) -> dict[str, str]:
@@ -129,21 +133,30 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     machine = f"{platform.node()} ({os.cpu_count()} cores)"
-    rows = []
-    torch_s = median([PY, "-c", "import torch"], args.repeats)
-    rows.append({"what": "import torch", "exit_s": torch_s})
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         (work / "data").symlink_to(Path("/usr/share/datasets/fashion-mnist"))
         commands = jobs(work, fixtures(work))
-        for kind, module in HELP.items():
-            exit_s = median([PY, "-m", module, "--help"], args.repeats)
-            row = {"what": kind, "exit_s": exit_s}
-            if kind in commands:
-                command, until = commands[kind]
-                ready = median(command, args.repeats, until)
-                row |= {"ready_s": ready, "above_torch_s": ready - torch_s}
-            rows.append(row)
+        # Round by round, `import torch` beside every command, so that a machine whose speed drifts (a shared
+        # VM's does, by a factor of two within a minute) shifts both sides of each difference alike.
+        torch_s, exit_s, ready_s, above_s = [], {k: [] for k in HELP}, {k: [] for k in commands}, {k: [] for k in commands}
+        for _ in range(args.repeats):
+            for kind, module in HELP.items():
+                torch_s.append(timed(TORCH))
+                exit_s[kind].append(timed([PY, "-m", module, "--help"]))
+                if kind in commands:
+                    command, until = commands[kind]
+                    # The floor measured the way the job is: to the same line, or to exit (which adds the
+                    # interpreter's teardown, half a second with torch loaded).
+                    base = timed(TORCH, "imported") if until else timed(TORCH)
+                    ready_s[kind].append(timed(command, until))
+                    above_s[kind].append(ready_s[kind][-1] - base)
+    rows = [{"what": "import torch", "exit_s": min(torch_s)}]
+    for kind in HELP:
+        row = {"what": kind, "exit_s": min(exit_s[kind])}
+        if kind in commands:
+            row |= {"ready_s": min(ready_s[kind]), "above_torch_s": statistics.median(above_s[kind])}
+        rows.append(row)
     print(f"{'job':<14} {'exit (--help) s':>16} {'ready s':>9} {'above import torch s':>21}")
     for r in rows:
         cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("exit_s", "ready_s", "above_torch_s")]

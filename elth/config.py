@@ -19,6 +19,29 @@ from elth.recipe import Recipe
 from elth.transform.spec import plan_for
 
 
+# `engine.tickets_per_job: auto` on the CPU: stack this many tickets when every model's widest layer has at most
+# AUTO_STACK_CHANNELS channels. bench/train_throughput.py on this project's 2-core CPU (README, Benchmarks):
+# quarter-width ResNet-20 (16 channels at most), K = 4 stacked trains 1.6x the images per second of two one-thread
+# processes (4,279 against 2,634); at half width (32) it does not pay (984 against 1,025); at full width (64) it
+# is slower (636 against 834). A narrow network leaves the CPU's matrix units idle and stacking widens its
+# convolutions; a wider one is compute-bound already. Nothing is measured on a GPU yet, so there (`resources.device`
+# other than cpu) `auto` is 1, as for every family but the CIFAR ResNets; so is the demo's, at half width.
+AUTO_STACK = 4
+AUTO_STACK_CHANNELS = 16
+
+
+def tickets_per_job(config: dict[str, Any]) -> int:
+    """engine.tickets_per_job, `auto` resolved by the rule above from the models' names alone (no torch)."""
+    value = config.get("engine", {}).get("tickets_per_job", 1)
+    if value != "auto":
+        return value
+    if config.get("resources", {}).get("device") != "cpu":
+        return 1
+    narrow = all(spec.family == "cifar-resnet" and 64 * spec.args[1] <= AUTO_STACK_CHANNELS
+                 for spec in map(parse, config["models"]))
+    return AUTO_STACK if narrow else 1
+
+
 def check(config: dict[str, Any]) -> None:
     """Raise a ConfigError naming the key at fault, or return quietly. Declares the config's `modules` (families
     of the user's own module) for this process first, so that their model names read."""
@@ -35,12 +58,13 @@ def check(config: dict[str, Any]) -> None:
             check_image_size(name, info(config["dataset"]["name"]).image_size)
         except ConfigError as err:
             raise ConfigError(f"config key models: {err}") from None
-    if "vit" in families and config.get("engine", {}).get("tickets_per_job", 1) > 1:
+    stacked = tickets_per_job(config) > 1
+    if "vit" in families and stacked:
         raise ConfigError("config key engine.tickets_per_job: ViT models cannot be stacked: elth/stack.py puts K copies "
                           "side by side in the channels, and a ViT's LayerNorm and attention would mix them; set "
                           "engine.tickets_per_job: 1")
     own = sorted(families & set(config.get("modules", {})))
-    if own and config.get("engine", {}).get("tickets_per_job", 1) > 1:
+    if own and stacked:
         raise ConfigError(f"config key engine.tickets_per_job: models of {own[0]!r} (modules) cannot be stacked: "
                           "stacking rewrites elth's own layers, and a user's module may mix the copies in its "
                           "forward; set engine.tickets_per_job: 1")

@@ -264,3 +264,26 @@ def test_stacked_lmc_copies_run_end_to_end_and_each_keeps_its_own_ticket(fashion
             assert copy.meta["data_seed"] == noise and copy.mask == mask
     lmc = pd.read_csv(tmp_path / "results" / "tables" / "lmc_runs.csv")
     assert set(zip(lmc["method"], lmc["noise_b"], strict=True)) == {("imp", 1), ("imp", 2), ("ett", 1), ("ett", 2)}
+
+
+@pytest.mark.parametrize("models,device,stacked", [
+    (["resnet14-w0.25", "resnet20-w0.25"], "cpu", True),  # 16 channels at most: stacking measured to pay
+    (["resnet14-w0.25", "resnet20"], "cpu", False),       # a full-width model: measured slower stacked
+    (["resnet14-w0.25", "resnet20-w0.25"], "auto", False),  # nothing measured on a GPU yet
+])
+def test_tickets_per_job_auto_stacks_where_it_was_measured_to_pay(fashion_root, tmp_path, models, device,
+                                                                  stacked) -> None:
+    from elth.config import AUTO_STACK, tickets_per_job
+
+    config = {
+        "experiment": "together", "dataset": {"name": "fashion-mnist", "root": str(fashion_root)}, "seeds": [0],
+        "models": models, "recipes": {"cifar-resnet": {"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "1it"}},
+        "pruning": {"levels": 1, "fraction": 0.5}, "engine": {"tickets_per_job": "auto"},
+        "resources": {"device": device}, "baselines": {"methods": ["random", "snip"]},
+        "ett": [{"scheme": "default", "spec": "default", "pairs": "all"}],
+    }
+    assert tickets_per_job(config) == (AUTO_STACK if stacked else 1)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert any(rule.startswith("retrain_together_") for rule in job_counts(run.stdout)) == stacked

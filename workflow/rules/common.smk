@@ -39,6 +39,7 @@ if _TARGETS_READ_AS_CONFIG:
 # whole schema and config after it.
 try:
     schema.validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+    config["engine"]["tickets_per_job"] = study.tickets_per_job(config)  # `auto` resolved once, for every rule
     study.check(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
