@@ -7,8 +7,8 @@ Every job of the DAG is a process that imports torch and elth, reads its inputs 
 real Fashion-MNIST (Debian's package, decoded once by `prepare_data` as the DAG does), for each kind
 of rule this measures, in `--repeats` rounds:
 - `exit_s`: start to exit of the command with `--help`, a job that does no work (imports only);
-- `ready_s`: for a training command, start to the line it prints just before its first step (model
-  built, data loaded, ticket read); for a command that only makes a ticket (IMP's pruning, an ETT,
+- `ready_s`: for a training command, start to its first step (model built, data loaded, ticket read,
+  optimizer made): the time its first epoch's row is printed less the epoch's own `seconds` in it; for a command that only makes a ticket (IMP's pruning, an ETT,
   a level's baselines), start to exit of a real job on a tiny model, whose work is milliseconds;
 - `above_torch_s`: the median over rounds of `ready_s` less the time `python -c "import torch"` took just
   before it, measured the same way (to a printed line, or to exit), the floor every job pays (`exit_s`
@@ -16,8 +16,12 @@ of rule this measures, in `--repeats` rounds:
 With `--demo` it also runs the README's first command (`snakemake --cores 2` on config.yaml) in a
 scratch directory and prints its wall time, the sum of its runs' training and evaluation seconds (each
 run's metrics.csv), and the share of the cores' time that is neither: start-up, small jobs, waiting.
+With `--mlp1` it runs the issue's small chain the same way: LeNet-300-100 (`mlp1`) on Fashion-MNIST
+without augmentation (as open_lth trains MNIST), the paper's MLP recipe for 2 epochs, dense and three IMP
+levels, through the DAG to the last level's run (`MLP1_CONFIG`; prepare_data included, no report), and
+prints its wall time, its four trainings' seconds and the seconds per epoch.
 `--csv` appends the rows, with the date and machine, to a table (bench/results/job-cost.csv is
-committed): one per kind of job, one for `import torch` and, with `--demo`, one for the demo.
+committed): one per kind of job, one for `import torch` and, with `--demo` and `--mlp1`, one each.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 MODEL, DATASET = "resnet14-w0.25", "fashion-mnist"
 RECIPE = json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05})
-READY = "run(s) of"  # what elth.train prints once everything is loaded, before its first step
+READY = '{"epoch": 1,'  # elth.train's row of its first epoch, which says how long the epoch took
 TORCH = [PY, "-c", "import torch; print('imported', flush=True)"]
 COLUMNS = ["exit_s", "ready_s", "above_torch_s", "wall_s", "train_s", "evaluate_s", "neither_share"]
 
 
 def timed(command: list[str], until: str | None = None, cwd: Path = ROOT) -> float:
-    """Seconds from start to exit of `command`, or to the first output line containing `until`."""
+    """Seconds from start to exit of `command`, or to the first output line containing `until`; when that
+    line is a training row (JSON with the epoch's `seconds`), to the start of that epoch."""
     start = time.perf_counter()
     with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
@@ -52,7 +57,7 @@ def timed(command: list[str], until: str | None = None, cwd: Path = ROOT) -> flo
             if until is not None and until in line:
                 seconds = time.perf_counter() - start
                 proc.kill()
-                return seconds
+                return seconds - (json.loads(line)["seconds"] if line.startswith("{") else 0.0)
         if proc.wait() != 0 or until is not None:
             raise SystemExit(f"{' '.join(command)} failed or never printed {until!r}")
     return time.perf_counter() - start
@@ -104,35 +109,54 @@ HELP = {"dense": "elth.train", "retrain": "elth.train", "imp_round": "elth.train
         "report": "elth.report.aggregate"}
 
 
-def demo(cores: int) -> dict[str, float]:
-    """The README's first command in a scratch directory: its wall time, and its runs' training and
-    evaluation seconds from their metrics.csv (`train_seconds`, and `seconds` less it)."""
+MLP1_CONFIG = {
+    "experiment": "mlp1-chain", "seeds": [0], "models": ["mlp1"],
+    "dataset": {"name": "fashion-mnist", "root": "data", "augment": []},
+    "recipes": {"mlp": {"epochs": 2, "batch_size": 128, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}},
+    "pruning": {"levels": 3, "fraction": 0.2}, "baselines": {"methods": []}, "ett": [],
+    "resources": {"threads": 1, "device": "auto"},
+}
+MLP1_TARGET = "results/fashion-mnist/mlp1/seed0/imp/level3/summary.json"
+
+
+def dag_run(config: Path, cores: int, targets: list[str]) -> dict[str, float]:
+    """Snakemake on `config` in a scratch directory, as on a fresh clone (prepare_data unpacks Debian's
+    Fashion-MNIST there): the wall time, and its runs' training and evaluation seconds from their
+    metrics.csv (`train_seconds`, and `seconds` less it)."""
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
         run = subprocess.run([PY, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", scratch,
-                              "--cores", str(cores), f"--configfile={ROOT / 'config.yaml'}"],
+                              "--cores", str(cores), f"--configfile={config}", *targets],
                              cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
         if run.returncode != 0:
             raise SystemExit(run.stderr[-3000:])
         train = evaluate = 0.0
+        epochs = 0
         for metrics in Path(scratch, "results").rglob("metrics.csv"):
             for row in csv.DictReader(metrics.open()):
                 train += float(row["train_seconds"])
                 evaluate += float(row["seconds"]) - float(row["train_seconds"])
-    return {"wall_s": wall, "train_s": train, "evaluate_s": evaluate,
+                epochs += 1
+    return {"wall_s": wall, "train_s": train, "evaluate_s": evaluate, "epochs": epochs,
             "neither_share": 1 - (train + evaluate) / (wall * cores)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--demo", action="store_true", help="also run the demo (minutes) and split its time")
-    p.add_argument("--cores", type=int, default=2, help="the demo's --cores")
-    p.add_argument("--csv", type=Path, help="append the rows to this table")
-    args = p.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    machine = f"{platform.node()} ({os.cpu_count()} cores)"
+def demo(cores: int) -> dict[str, float]:
+    """The README's first command in a scratch directory."""
+    return dag_run(ROOT / "config.yaml", cores, [])
+
+
+def mlp1(cores: int) -> dict[str, float]:
+    """The mlp1 chain (`MLP1_CONFIG`) to its last level's run."""
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch, "mlp1.yaml")
+        config.write_text(json.dumps(MLP1_CONFIG))
+        return dag_run(config, cores, [MLP1_TARGET])
+
+
+def fixed_cost_rows(repeats: int) -> list[dict]:
+    """Each kind of job's fixed cost, measured round by round beside `import torch` (printed as a table)."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         (work / "data").symlink_to(Path("/usr/share/datasets/fashion-mnist"))
@@ -140,7 +164,7 @@ def main() -> None:
         # Round by round, `import torch` beside every command, so that a machine whose speed drifts (a shared
         # VM's does, by a factor of two within a minute) shifts both sides of each difference alike.
         torch_s, exit_s, ready_s, above_s = [], {k: [] for k in HELP}, {k: [] for k in commands}, {k: [] for k in commands}
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for kind, module in HELP.items():
                 torch_s.append(timed(TORCH))
                 exit_s[kind].append(timed([PY, "-m", module, "--help"]))
@@ -161,11 +185,30 @@ def main() -> None:
     for r in rows:
         cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("exit_s", "ready_s", "above_torch_s")]
         print(f"{r['what']:<14} {cells[0]:>16} {cells[1]:>9} {cells[2]:>21}")
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the fixed-cost measurement (0: skip it)")
+    p.add_argument("--demo", action="store_true", help="also run the demo (minutes) and split its time")
+    p.add_argument("--mlp1", action="store_true", help="also run the mlp1 chain (dense and three IMP levels)")
+    p.add_argument("--cores", type=int, default=2, help="the demo's and the chain's --cores")
+    p.add_argument("--csv", type=Path, help="append the rows to this table")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    machine = f"{platform.node()} ({os.cpu_count()} cores)"
+    rows = fixed_cost_rows(args.repeats) if args.repeats else []
     if args.demo:
         d = demo(args.cores)
         print(f"demo: {d['wall_s']:.0f} s wall on {args.cores} cores; runs trained {d['train_s']:.0f} s and evaluated "
               f"{d['evaluate_s']:.0f} s; neither: {d['neither_share']:.0%} of the cores' time")
         rows.append({"what": "demo", **d})
+    if args.mlp1:
+        m = mlp1(args.cores)
+        print(f"mlp1 chain: {m['wall_s']:.1f} s wall on {args.cores} cores; its four runs trained {m['train_s']:.1f} s "
+              f"({m['train_s'] / m['epochs']:.2f} s per epoch) and evaluated {m['evaluate_s']:.1f} s")
+        rows.append({"what": "mlp1", **m})
     if args.csv:
         new = not args.csv.exists()
         with args.csv.open("a", newline="") as handle:

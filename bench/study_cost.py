@@ -35,6 +35,9 @@ import argparse
 import csv
 import glob
 import re
+import subprocess
+import sys
+import tempfile
 from collections import Counter, defaultdict
 from functools import cache
 from pathlib import Path
@@ -119,6 +122,46 @@ def other_jobs(config: dict) -> Counter:
     return jobs
 
 
+# A DAG rule's kind of job in bench/job_cost.py's table (None: no process of its own).
+TRAINING_RULES = re.compile(r"dense|rigl|imp_round_\d+|retrain(_together_\w+)?|lmc_cop(y|ies_\w+)")
+JOB_KINDS = {"dense": "dense", "rigl": "dense", "imp_ticket": "imp_ticket", "ett": "ett", "transfer": "ett",
+             "baselines": "baselines", "lmc": "lmc", "prepare_data": "prepare_data", "baseline_settings": None,
+             "all": None}
+
+
+def job_kind(rule: str) -> str | None:
+    """The kind of job (a row of bench/job_cost.py's table) whose fixed cost a job of `rule` pays."""
+    if rule.startswith("imp_round_"):
+        return "imp_round"
+    if TRAINING_RULES.fullmatch(rule):
+        return JOB_KINDS.get(rule, "retrain")
+    return JOB_KINDS.get(rule, "report")
+
+
+def fixed_costs(job_cost_csv: Path) -> dict[str, float]:
+    """Each kind of job's fixed cost from bench/job_cost.py's table, its newest rows (rows are appended):
+    `import torch` to exit plus what the kind measured above it (start to first training step for
+    training jobs, start to exit with their tiny work for the jobs that make a ticket), and for the
+    kinds measured only by `--help`, that command's start to exit."""
+    newest = {row["what"]: row for row in csv.DictReader(job_cost_csv.open())}
+    floor = float(newest["import torch"]["exit_s"])
+    return {what: floor + float(row["above_torch_s"]) if row["above_torch_s"] else float(row["exit_s"])
+            for what, row in newest.items() if what != "import torch" and not row["wall_s"]}  # no whole-DAG rows
+
+
+def dag_jobs(config_path: Path) -> Counter:
+    """Jobs per rule of a study's whole DAG: a dry run of the Snakefile with `config_path` in a scratch
+    directory, where nothing is done yet."""
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", scratch, "-n",
+                              "--quiet", "rules", f"--configfile={Path(config_path).resolve()}"],
+                             capture_output=True, text=True, cwd=ROOT)
+    if run.returncode != 0:
+        raise SystemExit(f"the dry run of {config_path} failed:\n{run.stderr[-2000:]}")
+    table = run.stdout.split("Job stats:")[1].split("\ntotal")[0]
+    return Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+
+
 def measured(benchmarks_csv: Path) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str, str], float]]:
     """From a benchmarks.csv: the seconds per training run of each (model, dataset) over its training
     jobs (a RigL run at m times the recipe's length counting m runs), and the mean seconds per job of
@@ -136,11 +179,14 @@ def measured(benchmarks_csv: Path) -> tuple[dict[tuple[str, str], float], dict[t
             {key: sum(s) / len(s) for key, s in other.items()})
 
 
-def project(config: dict, rates: dict, benchmarks: Path | None = None) -> dict:
+def project(config: dict, rates: dict, benchmarks: Path | None = None, dag: Counter | None = None,
+            fixed: dict[str, float] | None = None) -> dict:
     """A study's training runs per (model, dataset), their training FLOPs, and its projected seconds:
     `rates` (achieved FLOP/s by kind of model) applied to the FLOPs, or with `benchmarks` the measured
     seconds where it has them (see the module's docstring). `measured` and `flops_models` say which
-    models' training came from which; `other_jobs` and `unmeasured` count the jobs that train nothing."""
+    models' training came from which; `other_jobs` and `unmeasured` count the jobs that train nothing.
+    With the DAG's jobs per rule (`dag`) and the fixed cost of each kind of job (`fixed`), each job whose
+    seconds are projected pays its fixed cost too (`fixed_seconds`, part of `seconds`)."""
     sets = {config["dataset"]["name"]: config["dataset"]}
     if config.get("transfer"):
         sets[config["transfer"]["from"]["name"]] = config["transfer"]["from"]
@@ -158,8 +204,23 @@ def project(config: dict, rates: dict, benchmarks: Path | None = None) -> dict:
             from_flops.append(m)
     others = other_jobs(config) if benchmarks else Counter()
     seconds += sum(n * per_job[key] for key, n in others.items() if key in per_job)
-    return {"runs": runs, "flops": flops, "seconds": seconds, "measured": from_rows, "flops_models": from_flops,
-            "other_jobs": sum(others.values()), "unmeasured": sum(n for key, n in others.items() if key not in per_job)}
+    fixed_seconds = 0.0
+    if dag is not None and fixed is not None:
+        projected_share = sum(runs[m, d] for m, d in runs if m in from_flops) / sum(runs.values())
+        measured_jobs = Counter()
+        for key, n in others.items():
+            if key in per_job:
+                measured_jobs[key[0]] += n
+        for rule, n in dag.items():
+            what = job_kind(rule)
+            if what is None:
+                continue
+            projected = n * projected_share if TRAINING_RULES.fullmatch(rule) else n - measured_jobs[rule]
+            fixed_seconds += projected * fixed[what]
+    return {"runs": runs, "flops": flops, "seconds": seconds + fixed_seconds, "fixed_seconds": fixed_seconds,
+            "jobs": sum(n for rule, n in (dag or {}).items() if rule != "all"), "measured": from_rows,
+            "flops_models": from_flops, "other_jobs": sum(others.values()),
+            "unmeasured": sum(n for key, n in others.items() if key not in per_job)}
 
 
 def kind(model: str) -> tuple:
@@ -168,10 +229,12 @@ def kind(model: str) -> tuple:
     return (spec.family, spec.args[1]) if spec.family == "cifar-resnet" else (spec.family,)
 
 
-def achieved_flops(device_csv: Path) -> dict[tuple | None, tuple[float, str]]:
-    """The training FLOP/s (per ticket image) of the fastest unstacked loop in a benchmark CSV, for
-    each kind of model measured there, and under None for all of them."""
-    rows = [r for r in csv.DictReader(device_csv.open()) if "stacked" not in r["loop"]]
+def achieved_flops(device_csv: Path, precision: str = "fp32") -> dict[tuple | None, tuple[float, str]]:
+    """The training FLOP/s (per ticket image) of the fastest unstacked loop in a benchmark CSV at the
+    study's `precision` (a bf16 loop's speed is no fp32 study's), for each kind of model measured
+    there, and under None for all of them."""
+    rows = [r for r in csv.DictReader(device_csv.open())
+            if "stacked" not in r["loop"] and ("bf16" in r["loop"]) == (precision == "bf16")]
     rates = {}
     for key in [None, *{kind(r["model"]) for r in rows}]:
         best = max((r for r in rows if key is None or kind(r["model"]) == key),
@@ -185,27 +248,36 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("configs", nargs="*", help="study configs (default: config/paper/*.yaml)")
     p.add_argument("--device-csv", type=Path, default=ROOT / "bench" / "results" / "cpu-2threads.csv")
+    p.add_argument("--job-cost", type=Path, default=ROOT / "bench" / "results" / "job-cost.csv",
+                   help="bench/job_cost.py's table: each kind of job's fixed cost")
     p.add_argument("--benchmarks", type=Path, help="a study's results/tables/benchmarks.csv: measured seconds per "
                    "job of each rule and model where it has rows, the FLOPs projection elsewhere")
     args = p.parse_args()
     torch.set_num_threads(2)
-    rates = achieved_flops(args.device_csv)
-    for key, (rate, source) in sorted(rates.items(), key=lambda item: item[0] is None):
-        print(f"measured: {rate / 1e9:.1f} training GFLOP/s ({source})" + ("" if key else ", for the other models"))
-    print(f"{'config':<34} {'runs':>6} {'PFLOP':>9} {'hours':>9}  runs per model")
+    fixed = fixed_costs(args.job_cost)
+    configs = {}
     for path in args.configs or sorted(glob.glob(str(ROOT / "config" / "paper" / "*.yaml"))):
-        config = yaml.safe_load(Path(path).read_text())
-        validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
-        cost = project(config, rates, args.benchmarks)
+        configs[path] = yaml.safe_load(Path(path).read_text())
+        validate(configs[path], str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    rates = {precision: achieved_flops(args.device_csv, precision)
+             for precision in sorted({c["engine"]["precision"] for c in configs.values()})}
+    for precision, kinds in rates.items():
+        for key, (rate, source) in sorted(kinds.items(), key=lambda item: item[0] is None):
+            print(f"measured ({precision}): {rate / 1e9:.1f} training GFLOP/s ({source})"
+                  + ("" if key else ", for the other models"))
+    print(f"fixed cost per job: {', '.join(f'{k} {v:.1f} s' for k, v in fixed.items())} ({args.job_cost.name})")
+    print(f"{'config':<34} {'runs':>6} {'PFLOP':>9} {'hours':>9} {'jobs':>6} {'fixed h':>8}  runs per model")
+    for path, config in configs.items():
+        cost = project(config, rates[config["engine"]["precision"]], args.benchmarks, dag_jobs(Path(path)), fixed)
         runs = cost["runs"]
         per_model = ", ".join(f"{m} {n}" + (f" ({d})" if d != config["dataset"]["name"] else "")
                               for (m, d), n in runs.items())
         print(f"{Path(path).name:<34} {sum(runs.values()):6d} {sum(cost['flops'].values()) / 1e15:9.1f} "
-              f"{cost['seconds'] / 3600:9.1f}  {per_model}")
+              f"{cost['seconds'] / 3600:9.1f} {cost['jobs']:6d} {cost['fixed_seconds'] / 3600:8.2f}  {per_model}")
         if args.benchmarks:
             print(f"  training measured: {', '.join(cost['measured']) or 'none'}; from FLOPs: "
                   f"{', '.join(cost['flops_models']) or 'none'}; jobs that train nothing: {cost['other_jobs']}, "
-                  f"{cost['unmeasured']} of them without a row (counted as nothing)")
+                  f"{cost['unmeasured']} of them without a row (their fixed cost alone)")
 
 
 if __name__ == "__main__":

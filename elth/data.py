@@ -142,13 +142,13 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def random_crop(images: Tensor, offsets: Tensor, pad: int) -> Tensor:
-    """Pad a batch by `pad` zeros and cut each image at its own (row, col) offset, in one gather."""
+    """Pad a batch by `pad` zeros and cut each image at its own (row, col) offset. The padded batch is
+    viewed as every window of the image's size (`unfold`, no copy) and one index picks each image's
+    window, which copies only the output: 3x faster on the CPU than gathering with per-pixel row and
+    column indices, and for an MLP on Fashion-MNIST the augmentation was a third of an epoch."""
     b, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
-    rows = offsets[:, :1] + torch.arange(h, device=images.device)
-    cols = offsets[:, 1:] + torch.arange(w, device=images.device)
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    windows = F.pad(images, (pad, pad, pad, pad)).unfold(2, h, 1).unfold(3, w, 1)  # (B, C, 2p+1, 2p+1, H, W)
+    return windows[torch.arange(b, device=images.device), :, offsets[:, 0], offsets[:, 1]]
 
 
 class DeviceData:
@@ -179,7 +179,10 @@ class DeviceData:
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 to float with the dataset's mean and std folded into one multiply-add, in
         channels_last layout (1.3-1.6x faster convolutions on CPU, the layout GPUs prefer too)."""
-        return (images.float() * self._scale - self._shift).contiguous(memory_format=torch.channels_last)
+        # Written into a channels_last tensor, whose strides say so even with one channel (where
+        # `.contiguous(memory_format=...)` of an NCHW tensor is a no-op that leaves them ambiguous).
+        out = torch.empty(images.shape, device=images.device, memory_format=torch.channels_last)
+        return torch.sub(images * self._scale, self._shift, out=out)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Batches per epoch: the full ones, and under `last_batch: keep` the partial last one."""

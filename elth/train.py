@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elth import data as datasets
-from elth import imp, io
+from elth import imp, io, optim
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
 from elth.gpus import pick_device, pin_gpu
@@ -186,11 +186,11 @@ def _fit(model: nn.Module, k: int, data, recipe: Recipe, seeds: list[int], mask:
         raise ConfigError(f"start step {start_step} is outside the {total} steps of this recipe")
     lr_of = recipe.schedule(spe)
     if recipe.optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(recipe.momentum, 0.999),
-                                                       weight_decay=recipe.weight_decay, foreach=True)
+        opt: torch.optim.Optimizer = optim.AdamW(model.parameters(), lr=recipe.lr, betas=(recipe.momentum, 0.999),
+                                                 weight_decay=recipe.weight_decay, foreach=True)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                              weight_decay=recipe.weight_decay, foreach=True)
+        opt = optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                        foreach=True)
     params = dict(model.named_parameters())
     masked = [params[n] for n in mask] if mask is not None else []
     factors = [mask[n].to(device=device, dtype=params[n].dtype) for n in mask] if mask is not None else []

@@ -109,3 +109,46 @@ def test_study_cost_counts_the_jobs_that_train_nothing_as_the_dag_has_them(tmp_p
     table = run.stdout.split("Job stats:")[1].split("total")[0]
     dag = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] in counted}
     assert dag == dict(counted)
+
+
+def test_study_cost_charges_each_projected_job_the_fixed_cost_of_its_kind(tmp_path) -> None:
+    study_cost = load_study_cost()
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    dag = study_cost.dag_jobs(ROOT / "config.yaml")
+    fixed = dict.fromkeys(study_cost.fixed_costs(ROOT / "bench" / "results" / "job-cost.csv"), 1.0)
+    rates = study_cost.achieved_flops(ROOT / "bench" / "results" / "cpu-2threads.csv")
+    processes = sum(n for rule, n in dag.items() if rule not in ("all", "baseline_settings"))
+    training = sum(n for rule, n in dag.items() if study_cost.TRAINING_RULES.fullmatch(rule))
+    # Projected from FLOPs, every job that is a process of its own pays its fixed cost (1 s here).
+    plain = study_cost.project(config, rates, dag=dag, fixed=fixed)
+    assert plain["fixed_seconds"] == pytest.approx(processes)
+    assert plain["seconds"] == pytest.approx(study_cost.project(config, rates)["seconds"] + processes)
+    # Measured, a job's row holds its start-up already: only ResNet-20's training (from FLOPs, its share of
+    # the runs) and the jobs that train nothing without a row pay it (the rows cover the data check, IMP's first
+    # pruning of ResNet-14, its baselines at 2 levels and the ETT into ResNet-20 at 2 levels: 6 jobs).
+    benchmarks = tmp_path / "benchmarks.csv"
+    benchmarks.write_text(BENCHMARKS)
+    cost = study_cost.project(config, rates, benchmarks, dag, fixed)
+    share = plain["runs"]["resnet20-w0.5", "fashion-mnist"] / sum(plain["runs"].values())
+    assert cost["fixed_seconds"] == pytest.approx(share * training + processes - training - 6)
+
+
+def test_study_cost_knows_the_kind_of_every_rule_of_a_stacked_study() -> None:
+    study_cost = load_study_cost()
+    kinds = study_cost.fixed_costs(ROOT / "bench" / "results" / "job-cost.csv")
+    dag = study_cost.dag_jobs(ROOT / "config" / "proxy" / "fashion-mnist.yaml")
+    assert any(rule.startswith("retrain_together_") for rule in dag) and any(r.startswith("lmc_copies_") for r in dag)
+    for rule in dag:
+        assert study_cost.job_kind(rule) in {*kinds, None}, rule
+    assert study_cost.job_kind("retrain_together_resnet14_w0_25_0") == "retrain"
+    assert study_cost.job_kind("imp_round_3") == "imp_round" and study_cost.job_kind("figure") == "report"
+
+
+def test_study_cost_reads_the_newest_fixed_cost_of_each_kind_above_import_torch(tmp_path) -> None:
+    study_cost = load_study_cost()
+    table = tmp_path / "job-cost.csv"
+    table.write_text("date,machine,what,exit_s,ready_s,above_torch_s,wall_s,train_s,evaluate_s,neither_share\n"
+                     "d1,m,import torch,3.0,,,,,,\nd1,m,dense,5.0,4.0,2.5,,,,\nd1,m,report,4.0,,,,,,\n"
+                     "d2,m,import torch,2.0,,,,,,\nd2,m,dense,2.4,1.8,0.1,,,,\nd2,m,demo,,,,600,500,100,0.1\n")
+    assert study_cost.fixed_costs(table) == pytest.approx({"dense": 2.1, "report": 4.0})

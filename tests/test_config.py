@@ -87,6 +87,7 @@ def test_schema_errors_name_the_key(edit, named: str) -> None:
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c.update(models=["resnet21"]), "models: model 'resnet21'.*6n\\+2"),
     (lambda c: c.update(models=["vgg16"]), "no recipe for family 'vgg'"),
+    (lambda c: c.pop("recipes"), "no recipe for family 'cifar-resnet'"),
     (lambda c: c["recipes"]["cifar-resnet"].update(milestones=[5]), "recipes.cifar-resnet.*milestones"),
     (lambda c: c["pruning"].update(compare_at=[2, 99]), "pruning.compare_at: levels \\[99\\]"),
 ])

@@ -185,3 +185,14 @@ def test_imagenet_streams_from_the_file_list_prepare_data_saved(tmp_path: Path,
     assert loader.dataset.samples == walked
     x, y = next(stream.epoch(seed=0, epoch=0, batch_size=4))
     assert x.shape == (4, 3, 224, 224) and set(y.tolist()) <= {0, 1}
+
+
+@pytest.mark.parametrize("augment", [(), ("crop", "flip")])
+def test_batches_are_laid_out_channels_last_even_with_one_channel(augment: tuple[str, ...]) -> None:
+    """The engine's models are channels_last; a one-channel NCHW batch only looks like one (stride 784 for
+    its channel, not 1), and a model compared step by step with the engine then picks other kernels."""
+    d = device_data(augment)
+    x, _ = next(d.epoch(seed=0, epoch=0, batch_size=8))
+    test_x, _ = d.test_batches()[0]
+    for batch in (x, test_x):
+        assert batch.dtype == torch.float32 and batch.stride()[1] == 1 and batch.stride()[3] == 1

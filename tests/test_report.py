@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 from elth.report.aggregate import COLUMNS, collect, summarize
 from elth.report.aggregate import main as aggregate
-from elth.report.figures import fig3, missing, model_title, save
+from elth.report.figures import depth_label, fig3, missing, model_title, save
 
 
 def fake_run(tmp_path: Path, model: str, method: str, level: int, seed: int, acc: float, **extra) -> str:
@@ -137,9 +137,20 @@ def test_baselines_are_dashed_and_tickets_solid(runs: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("name,title", [("resnet20-w0.5", "ResNet-20 (w0.5)"), ("vgg13-fc3", "VGG-13 (fc3)"),
-                                        ("mlp2", "MLP-2"), ("imagenet-resnet18", "ResNet-18")])
+                                        ("mlp2", "MLP-2"), ("imagenet-resnet18", "ResNet-18"),
+                                        ("imagenet-resnet50", "ResNet-50")])
 def test_model_titles_read_as_the_paper_writes_them(name: str, title: str) -> None:
     assert model_title(name) == title
+
+
+@pytest.mark.parametrize("name,title,depth", [
+    ("imagenet-bottleneck-3-4-8-3", "ResNet (Bottleneck 3-4-8-3)", "3-4-8-3"),
+    ("imagenet-resnet-2-3-4-3", "ResNet (2-3-4-3)", "2-3-4-3"),
+    ("vit-d4-w64-p7", "ViT-4 (w64, p7)", "4 layers"), ("vit-d6-w128-p7-h8", "ViT-6 (w128, p7, h8)", "6 layers"),
+    ("vit-b16", "ViT-B/16", "B/16"), ("resnet32-w0.25", "ResNet-32 (w0.25)", "32")])
+def test_models_past_the_paper_have_titles_and_legend_labels_that_tell_them_apart(name: str, title: str,
+                                                                                 depth: str) -> None:
+    assert model_title(name) == title and depth_label(name) == depth
 
 
 def test_a_figure_with_missing_runs_says_so(runs: pd.DataFrame) -> None:

@@ -116,9 +116,10 @@ def test_a_bad_declaration_is_refused_naming_the_key(entry: dict, message: str) 
 
 
 def study(data_root: Path, work: Path, **edits) -> Path:
-    """A micro study of two depths of the user's module, transforming tickets both ways."""
+    """A micro study of two depths of the user's module, transforming tickets both ways (no `recipes`: the
+    module's family carries its own)."""
     config = {
-        "experiment": "own-module", "seeds": [0], "models": ["tiny-2-2", "tiny-2-3"], "recipes": {},
+        "experiment": "own-module", "seeds": [0], "models": ["tiny-2-2", "tiny-2-3"],
         "dataset": {"name": "fashion-mnist", "root": str(data_root), "augment": []},
         "modules": {"tiny": TINY | {"recipe": RECIPE}},
         "pruning": {"levels": 1, "fraction": 0.5},

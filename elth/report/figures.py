@@ -32,8 +32,16 @@ BASELINES = {"reinit", "random", "magnitude", "snip", "grasp", "synflow", "rigl"
 
 
 def model_title(name: str) -> str:
-    """'resnet20-w0.5' -> 'ResNet-20 (w0.5)', 'vgg13' -> 'VGG-13', as the paper names them."""
-    m = re.fullmatch(r"(imagenet-)?(resnet|vgg|mlp)-?([\d-]+)(?:-(w[\d.]+|fc\d+))?", name)
+    """'resnet20-w0.5' -> 'ResNet-20 (w0.5)', 'vgg13' -> 'VGG-13', as the paper names them; the families past
+    the paper by what tells their members apart: 'imagenet-bottleneck-3-4-8-3' -> 'ResNet (Bottleneck
+    3-4-8-3)', 'vit-d4-w64-p7' -> 'ViT-4 (w64, p7)' (4 encoder layers), 'vit-b16' -> 'ViT-B/16'."""
+    if name == "vit-b16":
+        return "ViT-B/16"
+    if m := re.fullmatch(r"vit-d(\d+)-w(\d+)-p(\d+)(?:-h(\d+))?", name):
+        return f"ViT-{m[1]} (w{m[2]}, p{m[3]}" + (f", h{m[4]})" if m[4] else ")")
+    if m := re.fullmatch(r"imagenet-(resnet|bottleneck)-(\d+-\d+-\d+-\d+)", name):
+        return f"ResNet ({'Bottleneck ' if m[1] == 'bottleneck' else ''}{m[2]})"
+    m = re.fullmatch(r"(imagenet-)?(resnet|vgg|mlp)-?(\d+)(?:-(w[\d.]+|fc\d+))?", name)
     if not m:
         return name
     base = {"resnet": "ResNet", "vgg": "VGG", "mlp": "MLP"}[m[2]]
@@ -41,6 +49,14 @@ def model_title(name: str) -> str:
 
 
 def depth_label(name: str) -> str:
+    """What sets a model apart from the others of its study, for a legend ('ETTs <- 20'): its depth, or
+    for a model named by its block config, the config ('3-4-8-3'); a ViT's is its encoder layers."""
+    if name == "vit-b16":
+        return "B/16"
+    if m := re.fullmatch(r"vit-d(\d+)-.*", name):
+        return f"{m[1]} layers"
+    if m := re.fullmatch(r"imagenet-(?:resnet|bottleneck)-(\d+-\d+-\d+-\d+)", name):
+        return m[1]
     digits = re.search(r"\d+", name)
     return digits[0] if digits else name
 
