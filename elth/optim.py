@@ -12,6 +12,7 @@ Where a torch version does not wrap a method this way, the method is torch's own
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -19,9 +20,10 @@ from torch.optim import Optimizer
 
 
 def _unwrapped(method):  # noqa: ANN001, ANN202 (any optimizer method)
-    """The function torch's `_disable_dynamo` or `_use_grad_for_differentiable` wrapped (functools.wraps
-    records it as `__wrapped__`), else the method itself."""
-    return getattr(method, "__wrapped__", method)
+    """The function under torch's wrappers (`_disable_dynamo`, `_use_grad_for_differentiable`, and the
+    profiling hook a torch optimizer's constructor puts around its class's `step`): functools.wraps
+    records each wrapped function as `__wrapped__`. A method torch does not wrap is itself."""
+    return inspect.unwrap(method)
 
 
 class _Eager:

@@ -66,3 +66,12 @@ print("torch._dynamo" in sys.modules)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "False"
+
+
+def test_the_eager_step_is_torchs_even_after_a_torch_optimizer_hooked_its_class() -> None:
+    """A torch.optim.SGD's constructor wraps its class's `step` in a profiling hook; the eager one still
+    finds the step underneath and computes the same."""
+    torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    settings = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
+    mine, expected = trained(optim.SGD, **settings), trained(torch.optim.SGD, **settings)
+    assert all(torch.equal(mine[0][n], t) for n, t in expected[0].items())
