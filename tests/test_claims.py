@@ -142,3 +142,19 @@ def test_the_cli_names_a_missing_or_wrong_table(tmp_path: Path, wrong: bool, cap
     assert ("claims.csv: no column(s) method, source, scheme, seed, test_acc" in err if wrong
             else "absent.csv: file not found" in err)
     assert not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("model,depth", [("resnet20-w0.25", 20), ("vgg16", 16), ("vit-d4-w64-p7", 4),
+                                         ("vit-d6-w128-p7-h8", 6), ("vit-b16", 12),
+                                         ("imagenet-bottleneck-3-4-6-3", 16), ("imagenet-resnet-2-2-2-2", 8)])
+def test_neighbours_are_told_apart_by_depth_for_every_family(model: str, depth: int) -> None:
+    """'Neighbour' and 'far' compare depths: a ViT's encoder layers, a block config's block count."""
+    assert claims.depth(model) == depth
+
+
+def test_claims_are_decided_for_a_vit_study() -> None:
+    names = {"resnet14": "vit-d2-w64-p7", "resnet20": "vit-d4-w64-p7", "resnet32": "vit-d6-w64-p7"}
+    runs = study({}).replace({"model": names, "source": names})
+    table = claims.accuracy_claims(runs, near_pp=1.0)
+    assert {row["claim"] for row in table} == {"ett_near_imp", "ett_above_pai", "neighbour_above_far"}
+    assert all(row["holds"] for row in table)

@@ -24,6 +24,7 @@ part when some do, and is not measured when the study has none. Accuracies are m
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +48,15 @@ CLAIMS = {
 
 
 def depth(model: str) -> int:
-    """'resnet20-w0.25' -> 20: the layer count the paper names its models by."""
+    """How far apart two models of a study are: 'resnet20-w0.25' -> 20, the layer count the paper names its
+    models by; 'vit-d4-w64-p7' -> 4 encoder layers ('vit-b16' -> 12); a block config's block count
+    ('imagenet-bottleneck-3-4-6-3' -> 16)."""
+    if model == "vit-b16":
+        return 12
+    if m := re.fullmatch(r"vit-d(\d+)-.*", model):
+        return int(m[1])
+    if m := re.fullmatch(r"imagenet-(?:resnet|bottleneck)-(\d+(?:-\d+)*)", model):
+        return sum(int(n) for n in m[1].split("-"))
     return int(depth_label(model))
 
 
