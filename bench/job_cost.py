@@ -114,7 +114,9 @@ MLP1_CONFIG = {
     "dataset": {"name": "fashion-mnist", "root": "data", "augment": []},
     "recipes": {"mlp": {"epochs": 2, "batch_size": 128, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}},
     "pruning": {"levels": 3, "fraction": 0.2}, "baselines": {"methods": []}, "ett": [],
-    "resources": {"threads": 1, "device": "auto"},
+    # The chain is sequential (each level trains from the last), so its one job at a time may use
+    # both cores: 1.35-1.47 s an epoch on two threads against 1.75-1.94 s on one, the same numbers.
+    "resources": {"threads": 2, "device": "auto"},
 }
 MLP1_TARGET = "results/fashion-mnist/mlp1/seed0/imp/level3/summary.json"
 
