@@ -210,7 +210,8 @@ def test_stretch_then_the_inverse_drop_returns_every_source_block_in_place(sourc
             idx = data.draw(st.lists(st.integers(1, n - 1), min_size=1, unique=True).map(sorted), label="blocks")
             times = data.draw(st.integers(2, 4), label="times")
             m = n + len(idx) * (times - 1)
-            parts.append(f"{op} {'.'.join(map(str, idx))}x{times}")
+            # The dotted form ('10.' is unit 10; '10' would be units 1 and 0), as the README writes it.
+            parts.append(f"{op} {'.'.join(map(str, idx))}.x{times}")
         target.append(m)
     src, tgt = bottleneck_name(source), bottleneck_name(tuple(target))
     stretch = depth_plan(" | ".join(parts), src, tgt)
@@ -264,3 +265,12 @@ def test_the_gradient_baselines_keep_the_imp_tickets_count_on_a_bottleneck_resne
     options = {"iterations": 1} if method == "synflow" else {}
     mask = METHODS[method](model, reference, batches, torch.Generator().manual_seed(0), **options)
     assert set(mask) == set(reference) and mask.remaining == reference.remaining
+
+
+def test_units_past_nine_are_written_with_dots_as_the_readme_shows() -> None:
+    """README: "`10.12` is units 10 and 12, `10.` unit 10 alone (`10` would be units 1 and 0)"."""
+    src, tgt = "imagenet-bottleneck-2-2-13-2", "imagenet-bottleneck-2-2-15-2"
+    dotted = depth_plan("default | default | Append 10.12x2 | default", src, tgt).stages[2]
+    assert dotted == (*range(13), 10, 12)
+    alone = depth_plan("default | default | Append 10.x3 | default", src, tgt).stages[2]
+    assert alone == (*range(11), 10, 10, 11, 12)
