@@ -24,13 +24,13 @@ part when some do, and is not measured when the study has none. Accuracies are m
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from elth import io
 from elth.errors import ElthError, cli_errors
+from elth.models.names import layout
 from elth.report.figures import depth_label, label, model_title
 from elth.report.html import convert
 from elth.report.lmc import instabilities
@@ -48,16 +48,11 @@ CLAIMS = {
 
 
 def depth(model: str) -> int:
-    """How far apart two models of a study are: 'resnet20-w0.25' -> 20, the layer count the paper names its
-    models by; 'vit-d4-w64-p7' -> 4 encoder layers ('vit-b16' -> 12); a block config's block count
-    ('imagenet-bottleneck-3-4-6-3' -> 16)."""
-    if model == "vit-b16":
-        return 12
-    if m := re.fullmatch(r"vit-d(\d+)-.*", model):
-        return int(m[1])
-    if m := re.fullmatch(r"imagenet-(?:resnet|bottleneck)-(\d+(?:-\d+)*)", model):
-        return sum(int(n) for n in m[1].split("-"))
-    return int(depth_label(model))
+    """How far apart two models of a study are: the layer count the paper names its models by
+    ('resnet20-w0.25' -> 20), else the units of the model's structure (a ViT's encoder layers:
+    'vit-d4-w64-p7' -> 4, 'vit-b16' -> 12; a block config's blocks: 'imagenet-bottleneck-3-4-6-3' -> 16)."""
+    label = depth_label(model)
+    return int(label) if label.isdigit() else sum(map(len, layout(model)))
 
 
 def _row(claim: str, model: str, level: int, sparsity: float, subject: str, reference: str,
