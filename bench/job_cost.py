@@ -8,8 +8,9 @@ real Fashion-MNIST (Debian's package, decoded once by `prepare_data` as the DAG 
 of rule this measures, in `--repeats` rounds:
 - `exit_s`: start to exit of the command with `--help`, a job that does no work (imports only);
 - `ready_s`: for a training command, start to its first step (model built, data loaded, ticket read,
-  optimizer made): the time its first epoch's row is printed less the epoch's own `seconds` in it; for a command that only makes a ticket (IMP's pruning, an ETT,
-  a level's baselines), start to exit of a real job on a tiny model, whose work is milliseconds;
+  optimizer made): the time its first epoch's row is printed less the epoch's own `seconds` in it; for a
+  command that only makes a ticket (an ETT, a level's baselines), start to exit of a real job on a tiny
+  model, whose work is milliseconds;
 - `above_torch_s`: the median over rounds of `ready_s` less the time `python -c "import torch"` took just
   before it, measured the same way (to a printed line, or to exit), the floor every job pays (`exit_s`
   and `ready_s` are the least of their runs).
@@ -89,12 +90,11 @@ def jobs(work: Path, f: dict[str, str]) -> dict[str, tuple[list[str], str | None
     train = [PY, "-m", "elth.train", "--model", MODEL, "--dataset", DATASET, "--seed", "0", "--recipe", RECIPE,
              "--data", f["data"], "--device", "cpu"]
     return {
-        "dense": (train + ["--out", str(work / "dense")], READY),
+        "dense": (train + ["--out", str(work / "dense"), "--next-ticket", str(work / "level1" / "ticket.pt"),
+                           "--fraction", "0.5"], READY),
         "retrain": (train + ["--ticket", f["ticket"], "--out", str(work / "retrain")], READY),
         "imp_round": (train + ["--ticket", f["ticket"], "--out", str(work / "round"), "--next-ticket",
                                str(work / "next" / "ticket.pt"), "--rewind", f["rewind"], "--fraction", "0.5"], READY),
-        "imp_ticket": ([PY, "-m", "elth.imp", "--rewind", f["rewind"], "--trained", f["rewind"], "--level", "1",
-                        "--fraction", "0.5", "-o", str(work / "imp2" / "ticket.pt")], None),
         "ett": ([PY, "-m", "elth.transform", f["ticket"], "--source", MODEL, "--dataset", DATASET,
                  "--to", "resnet20-w0.25", "--spec", "default", "--scheme", "default", "-o",
                  str(work / "ett" / "ticket.pt")], None),
@@ -104,7 +104,7 @@ def jobs(work: Path, f: dict[str, str]) -> dict[str, tuple[list[str], str | None
     }
 
 
-HELP = {"dense": "elth.train", "retrain": "elth.train", "imp_round": "elth.train", "imp_ticket": "elth.imp",
+HELP = {"dense": "elth.train", "retrain": "elth.train", "imp_round": "elth.train",
         "ett": "elth.transform", "baselines": "elth.baseline", "lmc": "elth.lmc", "prepare_data": "elth.data",
         "report": "elth.report.aggregate"}
 

@@ -95,21 +95,18 @@ def runs_per_model(config: dict) -> Counter:
 
 def other_jobs(config: dict) -> Counter:
     """The jobs of the study's DAG that train nothing, as (rule, model, kind of ticket) as benchmarks.csv
-    names them: the data checks, IMP's first pruning (every later one is part of the retraining before
-    it), each level's baselines (one job for all methods), each ETT and transfer ticket, each
+    names them: the data checks (IMP's pruning is part of the training before it, the dense run's
+    included), each level's baselines (one job for all methods), each ETT and transfer ticket, each
     interpolation of linear mode connectivity and each FLOPs table."""
     seeds, methods = len(config["seeds"]), config["baselines"]["methods"]
     compared = len(study.compared_levels(config))
     jobs = Counter({("prepare_data", "", ""): 1 + bool(config.get("transfer"))})
     for model in config["models"]:
-        jobs["imp_ticket", model, "imp"] += seeds
         if methods:
             jobs["baselines", model, "+".join(methods)] += seeds * compared
     for _, target, _, _ in study.ett_jobs(config):
         jobs["ett", target, "ett"] += seeds * compared
     transfers = study.transfer_jobs(config)
-    for source in {s for s, _, _, _ in transfers}:
-        jobs["imp_ticket", source, "imp"] += seeds
     for _, target, _, _ in transfers:
         jobs["transfer", target, "transfer"] += seeds * compared
     pairs = len(config["lmc"]["noise_seeds"]) if config.get("lmc") else 0
@@ -124,7 +121,7 @@ def other_jobs(config: dict) -> Counter:
 
 # A DAG rule's kind of job in bench/job_cost.py's table (None: no process of its own).
 TRAINING_RULES = re.compile(r"dense|rigl|imp_round_\d+|retrain(_together_\w+)?|lmc_cop(y|ies_\w+)")
-JOB_KINDS = {"dense": "dense", "rigl": "dense", "imp_ticket": "imp_ticket", "ett": "ett", "transfer": "ett",
+JOB_KINDS = {"dense": "dense", "rigl": "dense", "ett": "ett", "transfer": "ett",
              "baselines": "baselines", "lmc": "lmc", "prepare_data": "prepare_data", "baseline_settings": None,
              "all": None}
 

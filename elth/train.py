@@ -350,16 +350,18 @@ def main(argv: list[str] | None = None) -> None:
         "seed of the data order and augmentation (the SGD noise), if not --seed: linear mode "
         "connectivity trains copies of one ticket under different noise"))
     engine_arguments(p)
-    nxt = p.add_argument_group("the next IMP round, in the same process: after retraining an IMP ticket of level k, "
-                               "prune its trained weights into the ticket of level k+1")
+    nxt = p.add_argument_group("the next IMP round, in the same process: after retraining an IMP ticket of level k "
+                               "(or the dense run, level 0), prune its trained weights into the ticket of level k+1")
     nxt.add_argument("--next-ticket", help="where the ticket of level k+1 goes (its JSON beside it)")
-    nxt.add_argument("--rewind", help="the dense run's rewind checkpoint, the next ticket's weights")
+    nxt.add_argument("--rewind", help="the dense run's rewind checkpoint, the next ticket's weights (after a dense run: "
+                                      "its own, so not given)")
     nxt.add_argument("--fraction", type=float, help="fraction of the remaining weights to prune")
     nxt.add_argument("--count", choices=COUNTS, default="nearest", help="the count rule (python -m elth.imp --help)")
     nxt.add_argument("--unpruned", nargs="*", default=[], help="globs of weights never pruned, e.g. fc.weight")
     args = p.parse_args(argv)
-    if args.next_ticket and (len(args.ticket) != 1 or args.rewind is None or args.fraction is None):
-        p.error("--next-ticket needs one --ticket (an IMP ticket), --rewind and --fraction")
+    if args.next_ticket and (args.fraction is None or len(args.ticket) > 1 or bool(args.ticket) != (args.rewind is not None)):
+        p.error("--next-ticket needs --fraction, and after retraining one --ticket (an IMP ticket) also --rewind; "
+                "a dense run prunes its own weights into level 1's ticket, from its own rewind point")
     pin_gpu(args.device)  # before anything starts CUDA: a workstation's jobs each take a free GPU
     if len(args.out) != max(1, len(args.ticket)):
         p.error(f"give one --out per --ticket ({len(args.ticket)} tickets, {len(args.out)} --out)")
@@ -411,14 +413,18 @@ def main(argv: list[str] | None = None) -> None:
         save_run(out, args.model, args.dataset, args.seed, recipe, spe, start, meta, model, result, rewind,
                  device_name(device, args.threads))
     if args.next_ticket:
-        ticket = tickets[0]
-        if ticket.meta.get("method") != "imp":
-            raise CheckpointError(f"{args.ticket[0]}: --next-ticket prunes an IMP ticket's retraining, not a "
-                                  f"{ticket.meta.get('method')} ticket's")
         trained = Checkpoint(args.model, args.dataset, recipe.total_steps(spe),
                              {k: v.cpu() for k, v in models[0].state_dict().items()}, results[0].mask)
-        imp.save(imp.next_ticket(Checkpoint.load(args.rewind), trained, ticket, ticket.meta["level"] + 1,
-                                 args.fraction, args.unpruned, args.count), args.next_ticket)
+        if args.ticket:
+            previous, rewound = tickets[0], Checkpoint.load(args.rewind)
+            if previous.meta.get("method") != "imp":
+                raise CheckpointError(f"{args.ticket[0]}: --next-ticket prunes an IMP ticket's retraining, not a "
+                                      f"{previous.meta.get('method')} ticket's")
+        else:  # the dense run: level 1 from its own rewind point, exactly the rewind.pt it just wrote
+            previous, rewound = None, Checkpoint(args.model, args.dataset, rewind, results[0].snapshot, meta={"seed": args.seed})
+        level = previous.meta["level"] + 1 if previous is not None else 1
+        imp.save(imp.next_ticket(rewound, trained, previous, level, args.fraction, args.unpruned, args.count),
+                 args.next_ticket)
     resume.unlink(missing_ok=True)
 
 

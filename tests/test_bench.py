@@ -55,10 +55,9 @@ prepare_data,fashion-mnist,,,,,0,30.0,1.0,100
 dense,fashion-mnist,resnet14-w0.5,0,0,dense,1,90.0,170.0,900
 retrain_together,fashion-mnist,resnet14-w0.5,0,1,ett+snip,2,120.0,230.0,1200
 rigl,fashion-mnist,resnet14-w0.5,0,1,rigl5x,1,450.0,890.0,950
-imp_ticket,fashion-mnist,resnet14-w0.5,0,1,imp,0,6.0,4.0,700
 baselines,fashion-mnist,resnet14-w0.5,0,1,reinit+random+magnitude+snip+grasp+synflow,0,12.0,20.0,800
 ett,fashion-mnist,resnet20-w0.5,0,1,ett,0,3.0,2.0,700
-imp_ticket,fashion-mnist,resnet56,0,1,imp,0,99.0,99.0,700
+ett,fashion-mnist,resnet56,0,1,ett,0,99.0,99.0,700
 """
 
 
@@ -75,14 +74,14 @@ def test_study_cost_projects_from_measured_benchmarks_where_it_has_rows_and_from
     # has no training row and keeps its FLOPs projection.
     big = ("resnet20-w0.5", "fashion-mnist")
     flops_seconds = plain["flops"][big] / rates.get(study_cost.kind(big[0]), rates[None])[0]
-    # Jobs that train nothing, by their measured mean: the data check, IMP's first pruning (6 s), the
-    # baselines at 2 levels (12 s), the ETT into ResNet-20 at 2 levels (3 s); ResNet-56's row is no job
-    # of the demo.
-    others = 30 + 6 + 2 * 12 + 2 * 3
+    # Jobs that train nothing, by their measured mean: the data check, the baselines at 2 levels (12 s),
+    # the ETT into ResNet-20 at 2 levels (3 s); ResNet-56's row is no job of the demo. (IMP's pruning is
+    # part of the training jobs.)
+    others = 30 + 2 * 12 + 2 * 3
     expected = plain["runs"]["resnet14-w0.5", "fashion-mnist"] * 660 / 8 + flops_seconds + others
     assert cost["seconds"] == pytest.approx(expected)
     assert cost["measured"] == ["resnet14-w0.5"] and cost["flops_models"] == ["resnet20-w0.5"]
-    assert cost["unmeasured"] == cost["other_jobs"] - 6
+    assert cost["unmeasured"] == cost["other_jobs"] - 5
     assert plain["seconds"] == pytest.approx(sum(f / rates.get(study_cost.kind(m), rates[None])[0]
                                                  for (m, _), f in plain["flops"].items()))
 
@@ -125,13 +124,13 @@ def test_study_cost_charges_each_projected_job_the_fixed_cost_of_its_kind(tmp_pa
     assert plain["fixed_seconds"] == pytest.approx(processes)
     assert plain["seconds"] == pytest.approx(study_cost.project(config, rates)["seconds"] + processes)
     # Measured, a job's row holds its start-up already: only ResNet-20's training (from FLOPs, its share of
-    # the runs) and the jobs that train nothing without a row pay it (the rows cover the data check, IMP's first
-    # pruning of ResNet-14, its baselines at 2 levels and the ETT into ResNet-20 at 2 levels: 6 jobs).
+    # the runs) and the jobs that train nothing without a row pay it (the rows cover the data check, ResNet-14's
+    # baselines at 2 levels and the ETT into ResNet-20 at 2 levels: 5 jobs).
     benchmarks = tmp_path / "benchmarks.csv"
     benchmarks.write_text(BENCHMARKS)
     cost = study_cost.project(config, rates, benchmarks, dag, fixed)
     share = plain["runs"]["resnet20-w0.5", "fashion-mnist"] / sum(plain["runs"].values())
-    assert cost["fixed_seconds"] == pytest.approx(share * training + processes - training - 6)
+    assert cost["fixed_seconds"] == pytest.approx(share * training + processes - training - 5)
 
 
 def test_study_cost_knows_the_kind_of_every_rule_of_a_stacked_study() -> None:

@@ -132,25 +132,27 @@ def test_micro_study_runs_end_to_end_caches_and_reruns_only_what_is_stale(fashio
                                      "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/ett/from-[^/]+/([^/]+)/level", respecced)) == {"drop-1"}
     recounted = dry_run_after(lambda study: study["pruning"].update(count="open_lth"))
-    assert job_counts(recounted) == {"imp_ticket": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2, "table": 2,
+    assert job_counts(recounted) == {"dense": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1, "figure": 2, "table": 2,
                                      "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     more = dry_run_after(lambda study: study.update(seeds=[0, 1]))
-    assert job_counts(more) == {"dense": 2, "imp_ticket": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1,
+    assert job_counts(more) == {"dense": 2, "imp_round": 2, "ett": 4, "retrain": 6, "aggregate": 1,
                                 "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: \S+/seed(\d+)/dense/rewind.pt", more)) == {"1"}
     # A new target model with a transfer into it: its own runs and that pair's, nothing finished.
     added = dry_run_after(lambda study: (study["models"].append("resnet20-w0.25"), study["ett"].append(
         {"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet20-w0.25"]})))
-    assert job_counts(added) == {"dense": 1, "imp_ticket": 1, "imp_round": 1, "ett": 2, "retrain": 3, "aggregate": 1,
+    assert job_counts(added) == {"dense": 1, "imp_round": 1, "ett": 2, "retrain": 3, "aggregate": 1,
                                  "figure": 2, "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     assert set(re.findall(r"output: results/fashion-mnist/([^/]+)/seed0/(?:dense|imp|ett)", added)) == {"resnet20-w0.25"}
 
-    shutil.rmtree(run_dir / "imp" / "level1")
+    shutil.rmtree(run_dir / "imp" / "level2")
     stale = snakemake(work, "--configfile", str(config), "-n", snakefile=snakefile)
-    # Level 1 and everything after it, the ETTs made from them, and the reports; not the data check,
-    # not the dense runs.
-    assert job_counts(stale.stdout) == {"imp_ticket": 1, "imp_round": 1, "ett": 4, "retrain": 5, "aggregate": 1, "figure": 2,
+    # The job that pruned level 2's ticket (level 1's round, which retrains level 1 first), level 2's
+    # retraining, the ETTs made from level 2 and theirs, and the reports; not the data check, not the
+    # dense runs, not level 1's ETTs.
+    assert job_counts(stale.stdout) == {"imp_round": 1, "ett": 2, "retrain": 3, "aggregate": 1, "figure": 2,
                                         "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
+    assert set(re.findall(r"output: \S+/ett/from-[^/]+/[^/]+/level(\d)/ticket.pt", stale.stdout)) == {"2"}
 
 
 def test_one_methods_new_setting_reruns_the_levels_baselines_job_and_that_methods_retraining_alone(
@@ -165,7 +167,7 @@ def test_one_methods_new_setting_reruns_the_levels_baselines_job_and_that_method
     config.write_text(yaml.safe_dump(study))
     run = snakemake(work, f"--configfile={config}", "--cores", "2")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert job_counts(run.stdout + run.stderr) == {"prepare_data": 1, "dense": 1, "imp_ticket": 1, "imp_round": 1,
+    assert job_counts(run.stdout + run.stderr) == {"prepare_data": 1, "dense": 1, "imp_round": 1,
                                                    "baseline_settings": 2, "baselines": 2, "retrain": 1 + 2 * 2, "aggregate": 1, "figure": 1,
                                                    "table": 2, "claims": 1, "report": 1, "benchmarks": 1, "all": 1}
     run_dir = work / "results" / "fashion-mnist" / "resnet8-w0.25" / "seed0"
@@ -254,7 +256,7 @@ def test_paper_resnet_dag_lists_every_job_without_the_data(tmp_path: Path) -> No
     # 5 models x 3 seeds x 16 levels of IMP (level 1's pruning, then 15 rounds each retraining a level and
     # pruning the next, then the last level's retraining); 20 ordered pairs x 3 seeds x 16 levels of ETT;
     # and 5 models x 16 levels x 3 seeds of one job making the 6 baselines, each retrained.
-    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_ticket": 15, "imp_round": 15 * 15, "ett": 960,
+    assert job_counts(run.stdout) == {"prepare_data": 1, "dense": 15, "imp_round": 15 * 15, "ett": 960,
                                       "baseline_settings": 5 * 6, "baselines": 240, "retrain": 15 + 960 + 1440,
                                       "aggregate": 1, "figure": 1}
 
@@ -340,6 +342,6 @@ def test_compare_at_makes_every_other_ticket_only_at_those_levels_and_imp_at_all
     run = snakemake(tmp_path, "-n", "--configfile", str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    assert counts["imp_ticket"] == 2 and counts["imp_round"] == 2 * 3 and counts["ett"] == 2 * 2
+    assert counts["dense"] == 2 and counts["imp_round"] == 2 * 3 and counts["ett"] == 2 * 2
     assert counts["baselines"] == 2 * 2 and counts["retrain"] == 2 + 2 * 2 + 2 * 2 * 2
     assert set(re.findall(r"output: \S+/(?:ett/from-[^/]+/[^/]+|baselines/\w+)/level(\d+)/ticket.pt", run.stdout)) == {"2", "4"}

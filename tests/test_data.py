@@ -1,5 +1,6 @@
-"""Data: torchvision's real loaders on files in their on-disk formats, the Debian unpacking,
-the missing-data message, and augmentation as batched tensor ops."""
+"""Data: the MNIST family read from its idx files as torchvision reads them, torchvision's real loaders
+on the other datasets' files in their on-disk formats, the Debian unpacking, the missing-data message,
+and augmentation as batched tensor ops."""
 
 from __future__ import annotations
 
@@ -46,6 +47,48 @@ def test_fashion_mnist_is_unpacked_from_debian_gz_files(tmp_path: Path) -> None:
     assert not data.unpack_debian_fashion_mnist(root, source=debian)  # idempotent
     train = data.load_split("fashion-mnist", root, train=True)
     assert train.images.shape == (256, 1, 28, 28)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_mnist_family_is_read_from_its_idx_files_as_torchvision_reads_them(fashion_root: Path, train: bool) -> None:
+    from torchvision import datasets
+
+    ours = data.load_split("fashion-mnist", fashion_root, train=train)
+    theirs = datasets.FashionMNIST(str(fashion_root), train=train, download=False)
+    assert torch.equal(ours.images, theirs.data.unsqueeze(1)) and torch.equal(ours.labels, theirs.targets)
+    assert ours.images.dtype == torch.uint8 and ours.labels.dtype == torch.int64
+
+
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_debians_fashion_mnist_reads_as_torchvision_reads_it(tmp_path: Path) -> None:
+    from torchvision import datasets
+
+    ours = data.load_split("fashion-mnist", tmp_path, train=False)
+    theirs = datasets.FashionMNIST(str(tmp_path), train=False, download=False)
+    assert ours.images.shape == (10_000, 1, 28, 28) and torch.equal(ours.images[:, 0], theirs.data)
+    assert torch.equal(ours.labels, theirs.targets)
+
+
+def test_decoding_the_mnist_family_imports_no_torchvision(fashion_root: Path, tmp_path: Path) -> None:
+    code = (f"import sys; from elth import data; data.write_splits('fashion-mnist', {str(fashion_root)!r}, False, "
+            f"{str(tmp_path / 'splits.pt')!r}); print(sorted(m for m in sys.modules if m.startswith('torchvision')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]" and (tmp_path / "splits.pt").is_file()
+
+
+def test_a_truncated_or_foreign_idx_file_is_named_with_the_fix(fashion_root: Path) -> None:
+    images = fashion_root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-5])
+    with pytest.raises(DatasetMissing, match=r"train-images-idx3-ubyte: its header promises 3 dimensions \[256, 28, 28\]"):
+        data.load_split("fashion-mnist", fashion_root, train=True)
+    images.write_bytes(b"PK\x03\x04 a zip, not idx")
+    with pytest.raises(DatasetMissing, match="not an idx file of unsigned bytes.*decompressed file"):
+        data.load_split("fashion-mnist", fashion_root, train=True)
+    write_mnist_like(fashion_root / "MNIST" / "raw")  # MNIST, which has no Debian copy to unpack again
+    (fashion_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetMissing, match=r"(?s)t10k-labels-idx1-ubyte not in .*MNIST/raw.*Provide it"):
+        data.load_split("mnist", fashion_root, train=False)
 
 
 def test_manifest_describes_the_dataset(cifar_root: Path) -> None:

@@ -204,6 +204,32 @@ def test_a_retraining_that_prunes_the_next_level_makes_the_ticket_elth_imp_makes
     assert json.loads((tmp_path / "level2" / "ticket.json").read_text())["count"] == "open_lth"
 
 
+def test_a_dense_run_that_prunes_level_one_makes_the_ticket_elth_imp_makes_from_its_files(
+        tmp_path: Path, fashion_root: Path) -> None:
+    """The workflow's dense job prunes its trained weights into level 1's ticket in the same process; the
+    ticket is the one `python -m elth.imp --level 1` makes from the run's written rewind.pt and final.pt,
+    as the separate `imp_ticket` job once did, and a dense run refuses a --rewind (its own is the one)."""
+    from elth import train
+
+    dense = tmp_path / "dense"
+    common = ["--model", "resnet8-w0.25", "--dataset", "fashion-mnist", "--seed", "0", "--device", "cpu",
+              "--recipe", json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.05, "rewind": "2it"}),
+              "--data", json.dumps({"root": str(fashion_root), "augment": [], "train_subset": 256})]
+    train.main([*common, "--out", str(dense), "--next-ticket", str(tmp_path / "level1" / "ticket.pt"),
+                "--fraction", "0.5", "--count", "open_lth"])
+    imp.main(["--rewind", str(dense / "rewind.pt"), "--trained", str(dense / "final.pt"), "--level", "1",
+              "--fraction", "0.5", "--count", "open_lth", "-o", str(tmp_path / "apart" / "ticket.pt")])
+    fused, apart = (Checkpoint.load(tmp_path / d / "ticket.pt", "ticket") for d in ("level1", "apart"))
+    assert fused.mask == apart.mask and fused.meta == apart.meta and fused.meta["level"] == 1
+    assert fused.step == apart.step == 2 and fused.state.keys() == apart.state.keys()
+    assert all(torch.equal(fused.state[k], v) for k, v in apart.state.items())
+    assert 0.49 < fused.mask.sparsity < 0.51
+    with pytest.raises(SystemExit) as stop:
+        train.main([*common, "--out", str(tmp_path / "again"), "--next-ticket", str(tmp_path / "x.pt"),
+                    "--fraction", "0.5", "--rewind", str(dense / "rewind.pt")])
+    assert stop.value.code != 0 and not (tmp_path / "again").exists()
+
+
 def test_only_an_imp_tickets_retraining_prunes_a_next_level(tmp_path: Path, fashion_root: Path) -> None:
     from elth import train
 

@@ -244,9 +244,11 @@ EXAMPLES = {
 }
 # Spans that name a CLI with the flags its rule passes, in the "How it works" table and the proxy report's account
 # of how its pieces were joined: references, not commands to type. The DAG tests run each through its rule
-# (tests/test_dag.py, test_together.py, test_lmc.py, test_rigl.py; the IMP round and the baselines' one process
-# also in test_imp_count.py and test_baselines.py). A module named without arguments is the same.
+# (tests/test_dag.py, test_together.py, test_lmc.py, test_rigl.py; the IMP rounds, the dense run's pruning of
+# level 1 and the baselines' one process also in test_imp_count.py and test_baselines.py). A module named
+# without arguments is the same.
 FLAGS_ONLY = {
+    "python -m elth.train --next-ticket",
     "python -m elth.train --ticket",
     "python -m elth.train --ticket --data-seed",
     "python -m elth.train --ticket --next-ticket",

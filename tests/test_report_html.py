@@ -25,7 +25,7 @@ REPORTED = {
     "Costs": ["benchmarks.csv", "benchmarks.html"],
 }
 # The rules with a `benchmark:` file that the micro study runs.
-BENCHMARKED = {"prepare_data", "dense", "imp_ticket", "ett", "retrain", "lmc_copy", "lmc"}
+BENCHMARKED = {"prepare_data", "dense", "ett", "retrain", "lmc_copy", "lmc"}
 
 
 def test_the_report_of_a_micro_study_holds_every_figure_and_table_captioned_and_the_jobs_costs(
@@ -102,7 +102,7 @@ def test_the_benchmarks_rule_reads_the_benchmark_file_of_every_job_of_the_dag(tm
         read = {word for word in command.split() if word.endswith(".tsv")}
         assert read == written, config.name
         assert {benchmarks.describe(p, json.loads(re.search(r"--groups '([^']*)'", command)[1]))["rule"]
-                for p in read} >= {"dense", "imp_ticket", "retrain"}
+                for p in read} >= {"dense", "retrain"}
 
 
 GROUPS = {"baselines": ["random", "snip"], "together": {"resnet20": [["ett/from-resnet14/default", "baselines/snip"], ["baselines/random"]]},
@@ -112,7 +112,6 @@ GROUPS = {"baselines": ["random", "snip"], "together": {"resnet20": [["ett/from-
 @pytest.mark.parametrize("path,rule,level,kind,runs", [
     ("benchmarks/cifar10/prepare_data.tsv", "prepare_data", None, "", 0),
     ("benchmarks/cifar10/resnet20/seed0/dense.tsv", "dense", 0, "dense", 1),
-    ("benchmarks/cifar10/resnet20/seed0/imp/level1/imp_ticket.tsv", "imp_ticket", 1, "imp", 0),
     ("benchmarks/cifar10/resnet20/seed0/imp/level2/imp_round.tsv", "imp_round", 2, "imp", 1),
     ("benchmarks/cifar10/resnet20/seed0/imp/level3/retrain.tsv", "retrain", 3, "imp", 1),
     ("benchmarks/cifar10/resnet20/seed0/ett/from-resnet14/default/level3/ett.tsv", "ett", 3, "ett", 0),

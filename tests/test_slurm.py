@@ -76,9 +76,12 @@ def dry_run_resources(workdir: Path, config: Path, env: dict[str, str], *targets
 def test_job_sizes_follow_kind_family_and_model_and_the_partition_comes_from_the_environment(
         fashion_root: Path, tmp_path: Path) -> None:
     config = tiny_config(fashion_root, tmp_path, threads=1)
+    study = yaml.safe_load(config.read_text())
+    study["ett"] = [{"scheme": "default", "spec": "default", "pairs": ["resnet14-w0.25->resnet8-w0.25"]}]
+    config.write_text(yaml.safe_dump(study))
     env = {**os.environ, "ELTH_SLURM_PARTITION": "gpu-long", "ELTH_SLURM_ACCOUNT": "lab"}
-    jobs = dry_run_resources(tmp_path, config, env, f"{RUN}/imp/level1/ticket.pt",
-                             RUN.replace("resnet8", "resnet14") + "/dense/summary.json")
+    jobs = dry_run_resources(tmp_path, config, env, f"{RUN}/ett/from-resnet14-w0.25/default/level1/ticket.pt",
+                             f"{RUN}/dense/summary.json")
     size = {key: {k: job[k] for k in ("runtime", "mem_mb", "slurm_partition", "slurm_account")}
             for key, job in jobs.items()}
     assert size == {
@@ -87,8 +90,8 @@ def test_job_sizes_follow_kind_family_and_model_and_the_partition_comes_from_the
                                      "slurm_account": "lab"},
         ("dense", "resnet14-w0.25"): {"runtime": "7", "mem_mb": "700", "slurm_partition": "gpu-long",
                                       "slurm_account": "lab"},
-        ("imp_ticket", "resnet8-w0.25"): {"runtime": "6", "mem_mb": "650", "slurm_partition": "gpu-long",
-                                          "slurm_account": "lab"},
+        ("ett", "resnet8-w0.25"): {"runtime": "6", "mem_mb": "650", "slurm_partition": "gpu-long",
+                                   "slurm_account": "lab"},
     }
     assert jobs["dense", "resnet8-w0.25"]["gpu"] == "0"  # device: cpu asks for no GPU
 
@@ -266,7 +269,7 @@ def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job_
         cluster: Cluster, fashion_root: Path, tmp_path: Path) -> None:
     threads = min(2, os.cpu_count() or 1)
     config = tiny_config(fashion_root, tmp_path, threads)
-    # One model: four SLURM jobs (data check, dense run, IMP ticket, its retraining), each starting
+    # One model: three SLURM jobs (data check, dense run pruning the IMP ticket, its retraining), each starting
     # Snakemake twice (the batch job, then its srun step), and the executor's polling adds up to
     # 10 s per job; then the tables, figure and report, on this host.
     study = yaml.safe_load(config.read_text())
@@ -274,7 +277,7 @@ def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job_
     config.write_text(yaml.safe_dump(study))
     started = time.monotonic()
     run = run_through_profile(cluster, tmp_path, config)
-    print(f"a study of four SLURM jobs and {len(LOCAL_LOGS)} local ones in {time.monotonic() - started:.0f} s")
+    print(f"a study of three SLURM jobs and {len(LOCAL_LOGS)} local ones in {time.monotonic() - started:.0f} s")
 
     run_dir = tmp_path / RUN
     for f in ["rewind.pt", "final.pt", "metrics.csv", "summary.json"]:
@@ -287,7 +290,6 @@ def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job_
     logs = tmp_path / "logs" / "fashion-mnist"
     expected = {"prepare_data.log": ("00:05:00", "500M", "1"),
                 "resnet8-w0.25/seed0/dense.log": ("00:08:00", "700M", str(threads)),
-                "resnet8-w0.25/seed0/imp/level1/ticket.log": ("00:06:00", "650M", "1"),
                 "resnet8-w0.25/seed0/imp/level1/retrain.log": ("00:08:00", "700M", str(threads))}
     ids = set()
     for log, (limit, memory, cpus) in expected.items():
@@ -298,14 +300,14 @@ def test_a_tiny_study_runs_through_the_slurm_profile_each_job_a_sized_slurm_job_
         job = scontrol_job(job_id[1], cluster.env)
         assert (job["JobState"], job["Partition"]) == ("COMPLETED", PARTITION), (log, job)
         assert (job["TimeLimit"], job["MinMemoryNode"], job["NumCPUs"]) == (limit, memory, cpus), (log, job)
-    assert len(ids) == 4
+    assert len(ids) == 3
 
     # The local rules ran in Snakemake's own process tree, outside any SLURM job: their logs carry
     # no job id, and the run submitted nothing else.
     for log in LOCAL_LOGS:
         assert "slurm job" not in (tmp_path / "logs" / log).read_text(), log
     assert sorted(job["Rule"] for job in run_jobs(run.stdout + run.stderr, cluster.env)) == [
-        "dense", "imp_ticket", "prepare_data", "retrain"]
+        "dense", "prepare_data", "retrain"]
 
 
 # The retried training job: a model whose epoch of 4,096 images takes seconds on one thread.

@@ -210,7 +210,7 @@ def test_imps_chain_runs_before_the_tickets_made_from_it(fashion_root, tmp_path,
     run = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"))
     assert run.returncode == 0, run.stderr[-3000:]
     found = job_priorities(run.stdout)
-    chain = found["dense"] | found["imp_ticket"] | found["imp_round_1"]
+    chain = found["dense"] | found["imp_round_1"]
     tickets = found["ett"] | found["baselines"]
     if tickets_per_job > 1:
         chain |= found["retrain"]  # IMP's tickets alone: the others stack

@@ -34,7 +34,7 @@ from elth.report.html import convert
 
 COLUMNS = ["rule", "dataset", "model", "seed", "level", "kind", "runs", "seconds", "cpu_seconds", "max_rss_mb"]
 # The rules whose benchmark file sits in a ticket's directory, and the training runs each job makes.
-TICKET_RULES = {"imp_ticket": 0, "imp_round": 1, "ett": 0, "transfer": 0, "retrain": 1, "rigl": 1, "lmc_copy": 1,
+TICKET_RULES = {"imp_round": 1, "ett": 0, "transfer": 0, "retrain": 1, "rigl": 1, "lmc_copy": 1,
                 "lmc": 0}
 RUN = re.compile(r"(?:.*/)?benchmarks/(?P<dataset>[^/]+)/(?P<model>[^/]+)/seed(?P<seed>\d+)/(?P<rest>.+)\.tsv")
 DATASET = re.compile(r"(?:.*/)?benchmarks/(?P<dataset>[^/]+)/prepare_data\.tsv")

@@ -251,7 +251,6 @@ def benchmark_files():
     files = [f"benchmarks/{DATASET}/prepare_data.tsv"]
     files += [bench(os.path.dirname(s), "dense") for s in dense_summaries()]
     runs = [f"benchmarks/{DATASET}/{m}/seed{s}" for m in MODELS for s in SEEDS]
-    files += [f"{run}/imp/level1/imp_ticket.tsv" for run in runs]  # then the rounds, each pruning the next level
     files += [f"{run}/imp/level{k}/{'imp_round' if k in FUSED_LEVELS else 'retrain'}.tsv" for run in runs for k in LEVELS]
     files += [bench(s, rule) for s in ett_summaries() for rule in ("ett", "retrain") if rule not in stacked]
     files += [bench(s, "retrain") for s in baseline_summaries() if not stacked]
@@ -264,7 +263,6 @@ def benchmark_files():
         sources = sorted({src for src, _, _ in TRANSFER})
         runs = [f"benchmarks/{TRANSFER_FROM}/{m}/seed{s}" for m in sources for s in SEEDS]
         files += [f"benchmarks/{TRANSFER_FROM}/prepare_data.tsv"] + [f"{run}/dense.tsv" for run in runs]
-        files += [f"{run}/imp/level1/imp_ticket.tsv" for run in runs]
         files += [f"{run}/imp/level{k}/imp_round.tsv" for run in runs for k in range(1, last)]
     if not alone:
         files += [f"benchmarks/{DATASET}/{m}/seed{s}/together/level{k}-group{g}.tsv" for m in MODELS
@@ -400,10 +398,25 @@ SCORED_BASELINES = ("snip", "grasp", "synflow")
 
 def imp_pruning_flags(wildcards):
     """How an IMP round prunes (fraction, count rule, the model's unpruned layers), as the flags of both
-    commands that prune: `elth.imp` (level 1) and `elth.train --next-ticket` (every later level)."""
+    commands that prune: `elth.train --next-ticket` after the dense run (level 1) and after every IMP
+    round but the last, and `elth.imp`, the same pruning on its own."""
     unpruned = " ".join(f"'{p}'" for p in study.unpruned(config, wildcards.model))
     return (f"--fraction {config['pruning']['fraction']} --count {config['pruning']['count']}"
             f" --unpruned {unpruned}")
+
+
+# IMP's first round, made by the dense job in its own process when the study prunes at all.
+IMP_LEVEL1 = {"level1_ticket": f"{RUN}/imp/level1/ticket.pt", "level1_info": f"{RUN}/imp/level1/ticket.json"} if LEVELS else {}
+
+
+def dense_next_ticket(wildcards):
+    """The dense job's flags that prune its trained weights into level 1's ticket (none without IMP). A
+    function of the wildcards alone: Snakemake compares such params with the last run's (a function of
+    `output` is left out of that comparison, so a new pruning setting would not rerun the job)."""
+    if not LEVELS:
+        return ""
+    ticket = IMP_LEVEL1["level1_ticket"].format(**dict(wildcards.items()))
+    return f"--next-ticket {ticket} {imp_pruning_flags(wildcards)}"
 
 
 ENGINE = config["engine"]

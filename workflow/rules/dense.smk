@@ -1,5 +1,9 @@
 # Dense training from the seeded initialisation: the rewind checkpoint every ticket restarts from,
-# and the trained weights IMP's first round prunes.
+# and, in the same process, IMP's first round: the trained weights pruned into level 1's ticket
+# (`python -m elth.train --next-ticket`), as each IMP round prunes the next level's (imp.smk). A
+# separate job for that pruning would pay a process's start for milliseconds of work. The cost:
+# a change of the pruning settings (`imp_pruning_flags`) retrains the dense run as well, one run
+# more than the change reruns anyway (every IMP level, and every ticket compared with them).
 
 
 rule dense:
@@ -11,9 +15,12 @@ rule dense:
         final=f"{RUN}/dense/final.pt",
         metrics=f"{RUN}/dense/metrics.csv",
         summary=f"{RUN}/dense/summary.json",
+        **IMP_LEVEL1,
     params:
         code=CODE["train"],
+        imp_code=CODE["imp"],
         train=train_params,
+        next_ticket=dense_next_ticket,
         device=config["resources"]["device"],
     threads: config["resources"]["threads"]
     resources:
@@ -29,3 +36,4 @@ rule dense:
         "python -m elth.train --model {wildcards.model} --dataset {wildcards.dataset} --seed {wildcards.seed}"
         " --recipe '{params.train[recipe]}' --data '{params.train[data]}' --threads {threads}"
         " --device {params.device} {params.train[engine]} --out $(dirname {output.final})"
+        " {params.next_ticket}"

@@ -1,34 +1,9 @@
-# IMP's rounds, one process each: `imp_ticket` prunes the dense run into level 1's ticket, and the
-# retraining of level k, for every level but the last, prunes its trained weights into level k+1's
+# IMP's rounds, one process each: the dense job prunes its run into level 1's ticket (dense.smk),
+# and the retraining of level k, for every level but the last, prunes its trained weights into level k+1's
 # ticket in the same job (`python -m elth.train --next-ticket`). A round fused the other way (level
 # k's pruning with its own retraining) would make a level's ETTs and baselines wait for that
 # retraining. A rule's outputs must follow from its wildcards, so there is one rule per level, made
 # here; the last level retrains through the shared `retrain` rule.
-
-
-rule imp_ticket:
-    priority: CHAIN_PRIORITY
-    input:
-        rewind=f"{RUN}/dense/rewind.pt",
-        trained=f"{RUN}/dense/final.pt",
-    output:
-        ticket=f"{RUN}/imp/level1/ticket.pt",
-        info=f"{RUN}/imp/level1/ticket.json",
-    params:
-        code=CODE["imp"],
-        pruning=imp_pruning_flags,
-    resources:
-        **sized("ticket"),
-    log:
-        "logs/{dataset}/{model}/seed{seed}/imp/level1/ticket.log",
-    benchmark:
-        "benchmarks/{dataset}/{model}/seed{seed}/imp/level1/imp_ticket.tsv"
-    conda:
-        "../../environment.yml"
-    shell:
-        "exec > {log} 2>&1; slurm_job; "
-        "python -m elth.imp --rewind {input.rewind} --trained {input.trained} --level 1 {params.pruning}"
-        " -o {output.ticket}"
 
 
 for _level in FUSED_LEVELS:
