@@ -125,13 +125,13 @@ def read_idx(path: Path) -> Tensor:
     return torch.frombuffer(raw, dtype=torch.uint8, offset=header).view(shape)
 
 
-MNIST_FOLDERS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+MNIST_FAMILY = ("fashion-mnist", "mnist")
 
 
 def mnist_split(name: str, root: Path, train: bool) -> Split:
-    """One split of an MNIST-family dataset from `<root>/<FashionMNIST|MNIST>/raw/`, where torchvision keeps
-    its files (the same tensors its class reads from them)."""
-    raw = root / MNIST_FOLDERS[name] / "raw"
+    """One split of an MNIST-family dataset from where torchvision keeps its files (`DatasetInfo.where`:
+    `<root>/FashionMNIST/raw/`, `<root>/MNIST/raw/`), the same tensors its class reads from them."""
+    raw = root / info(name).where
     prefix = "train" if train else "t10k"
     files = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
     missing = [f.name for f in files if not f.is_file()]
@@ -152,14 +152,14 @@ def load_split(name: str, root: str | Path, train: bool, download: bool = False)
         return digits_split(train)
     if name == "fashion-mnist":
         unpack_debian_fashion_mnist(root)
-    if name in MNIST_FOLDERS and not download:
+    if name in MNIST_FAMILY and not download:
         return mnist_split(name, root, train)
     from torchvision import (
         datasets,  # imported here: torchvision costs a second and a half per process
     )
 
     try:
-        if name in MNIST_FOLDERS:
+        if name in MNIST_FAMILY:
             cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
             cls(str(root), train=train, download=True)  # fetches and checks the files, then read as above
             return mnist_split(name, root, train)

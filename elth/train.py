@@ -296,13 +296,18 @@ def device_name(device: torch.device, threads: int) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
 
 
+def rewind_point(model_name: str, dataset: str, seed: int, step: int, result: Result) -> Checkpoint:
+    """A dense run's rewind checkpoint: its weights at `step`, the rewind.pt every ticket restarts from."""
+    return Checkpoint(model_name, dataset, step, result.snapshot, meta={"seed": seed})
+
+
 def save_run(out: Path, model_name: str, dataset: str, seed: int, recipe: Recipe, spe: int, start: int, meta: dict,
              model: nn.Module, result: Result, rewind: int | None, device: str) -> None:
     """Write a finished run's files: rewind.pt (dense runs), final.pt with the mask it ended with,
     metrics.csv, and summary.json, the row the aggregation reads, its sparsity in both conventions
     (`elth.prune.mask.SPARSITY_CONVENTIONS`)."""
     if rewind is not None:
-        Checkpoint(model_name, dataset, rewind, result.snapshot, meta={"seed": seed}).save(out / "rewind.pt")
+        rewind_point(model_name, dataset, seed, rewind, result).save(out / "rewind.pt")
     mask = result.mask
     Checkpoint(model_name, dataset, recipe.total_steps(spe), model.state_dict(), mask, meta).save(out / "final.pt")
     io.write_text(out / "metrics.csv", metrics_csv(result.history))
@@ -420,8 +425,8 @@ def main(argv: list[str] | None = None) -> None:
             if previous.meta.get("method") != "imp":
                 raise CheckpointError(f"{args.ticket[0]}: --next-ticket prunes an IMP ticket's retraining, not a "
                                       f"{previous.meta.get('method')} ticket's")
-        else:  # the dense run: level 1 from its own rewind point, exactly the rewind.pt it just wrote
-            previous, rewound = None, Checkpoint(args.model, args.dataset, rewind, results[0].snapshot, meta={"seed": args.seed})
+        else:  # the dense run: level 1 from its own rewind point, the rewind.pt it just wrote
+            previous, rewound = None, rewind_point(args.model, args.dataset, args.seed, rewind, results[0])
         level = previous.meta["level"] + 1 if previous is not None else 1
         imp.save(imp.next_ticket(rewound, trained, previous, level, args.fraction, args.unpruned, args.count),
                  args.next_ticket)
