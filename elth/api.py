@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from elth import baseline as baselines
 from elth import config as study
 from elth import data as datasets
-from elth import imp, io, schema
+from elth import files, imp, schema
 from elth import train as engine
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import ConfigError
@@ -120,7 +120,7 @@ def load_ticket(path: PathLike) -> Ticket:
     mapping); its `info` is that JSON."""
     checkpoint = Checkpoint.load(path, "ticket")
     beside = Path(path).with_suffix(".json")
-    saved = io.read_json(beside) if beside.is_file() else {}
+    saved = files.read_json(beside) if beside.is_file() else {}
     return Ticket(checkpoint, {k: saved[k] for k in TRANSFORM_KEYS if k in saved})
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from elth import data as datasets
-from elth import io
+from elth import files, io
 from elth.errors import CheckpointError
 from elth.models.registry import build
 from elth.prune.mask import Mask
@@ -48,7 +48,7 @@ class Checkpoint:
             raise CheckpointError(f"{path}: a ticket needs a mask")
         self.save(path, "ticket")
         summary = self.mask.summary(build_for(self.model, self.dataset))
-        io.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset, "step": self.step,
+        files.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset, "step": self.step,
                                                          **self.meta, **summary, **extra})
 
     @classmethod

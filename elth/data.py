@@ -38,7 +38,8 @@ from torch import Tensor
 
 from elth.datasets import DATASETS, LAST_BATCH, DatasetInfo, info, normalization, steps_per_epoch
 from elth.errors import CheckpointError, ConfigError, DatasetMissing, cli_errors
-from elth.io import atomic_path, save, write_json
+from elth.files import atomic_path, write_json
+from elth.io import save
 from elth.io import load as load_file  # `load` here reads a dataset
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from elth import data as datasets
-from elth import io
+from elth import files
 from elth.checkpoint import build_for
 from elth.datasets import LAST_BATCH, steps_per_epoch
 from elth.dst.distribution import DISTRIBUTIONS, densities
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--html", help="and as a page of its own, for Snakemake's report")
     args = p.parse_args(argv)
     if args.manifest:
-        args.examples = min(io.read_json(args.manifest)["train"], args.train_subset or float("inf"))
+        args.examples = min(files.read_json(args.manifest)["train"], args.train_subset or float("inf"))
 
     rows = comparison(args.source, args.target, args.dataset, args.levels, args.fraction, args.epochs, args.examples,
                       args.batch_size, args.rewind, args.unpruned, args.distribution, args.delta_t, args.stop,
@@ -224,9 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     text = table(rows, header)
     print(text, end="")
     if args.out:
-        io.write_text(args.out, text)
+        files.write_text(args.out, text)
     if args.html:
-        io.write_text(args.html, convert(text, f"{args.source} to {args.target}"))
+        files.write_text(args.html, convert(text, f"{args.source} to {args.target}"))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
-"""Atomic file output and safe checkpoint loading.
+"""Checkpoints written atomically (elth.files) and loaded safely.
 
-Every file elth writes goes to a temporary name in the same directory and is renamed into place,
-so an interrupted job (preemption, SIGKILL, a full disk) never leaves a file that looks complete.
 Checkpoints are loaded with `weights_only=True`: a pickle that would run code does not load.
 """
 
@@ -9,50 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from elth.files import atomic_path
 from elth.errors import CheckpointError
 
 FORMAT = "elth/1"
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); delete it and rerun the rule that makes it") from None
 
 
 def save(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from elth import data as datasets
-from elth import io
+from elth import files
 from elth.checkpoint import Checkpoint
 from elth.errors import CheckpointError, ConfigError, cli_errors
 from elth.gpus import pin_gpu
@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = measure(a, b, data, points, args.bn_batches, args.batch_size, args.train_eval, noise)
     summary = summarize(rows, alphas=len(points), bn_batches=args.bn_batches, batch_size=args.batch_size,
                         train_eval=args.train_eval, device=device_name(device, args.threads))
-    io.write_text(Path(args.csv), rows_csv(rows))
-    io.write_json(Path(args.json), summary)
+    files.write_text(Path(args.csv), rows_csv(rows))
+    files.write_json(Path(args.json), summary)
     for mode, result in summary["instability"].items():
         test = result["test"]
         print(f"{mode} BN: test error {test['error_a']:.2%} and {test['error_b']:.2%} at the ends, "

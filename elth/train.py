@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elth import data as datasets
-from elth import imp, io, optim
+from elth import files, imp, io, optim
 from elth.checkpoint import Checkpoint, build_for
 from elth.errors import CheckpointError, ConfigError, cli_errors
 from elth.gpus import pick_device, pin_gpu
@@ -310,9 +310,9 @@ def save_run(out: Path, model_name: str, dataset: str, seed: int, recipe: Recipe
         rewind_point(model_name, dataset, seed, rewind, result).save(out / "rewind.pt")
     mask = result.mask
     Checkpoint(model_name, dataset, recipe.total_steps(spe), model.state_dict(), mask, meta).save(out / "final.pt")
-    io.write_text(out / "metrics.csv", metrics_csv(result.history))
+    files.write_text(out / "metrics.csv", metrics_csv(result.history))
     last = result.history[-1]
-    io.write_json(out / "summary.json", {
+    files.write_json(out / "summary.json", {
         "model": model_name, "dataset": dataset, "seed": seed,
         "method": meta.get("method", "dense"), "source": meta.get("source", ""), "scheme": meta.get("scheme", ""),
         "level": meta.get("level", 0), "sparsity": mask.sparsity if mask is not None else 0.0,

@@ -243,6 +243,26 @@ def test_table3_sets_the_papers_grid_beside_ours(tmp_path: Path) -> None:
     assert table.loc[("mlp3", "mlp3"), "flag"] == "above mlp2 (paper: below)" and table.loc[("mlp2", "mlp2"), "flag"] == ""
 
 
+def test_table3_reads_in_the_papers_order_and_names_with_the_sparsity_used(tmp_path: Path) -> None:
+    """The paper's Table 3 orders its CIFAR-10 ResNets by depth (ResNet-20, 32, 44, 56, 110) and names them so;
+    a grid sorted as text would put resnet110 first and print the raw names. Its numbers stand in parentheses;
+    for a pair it never ran the footnote says there are none."""
+    from elth.report.tables import paper_numbers, table3, table3_markdown
+
+    paths = []
+    for model in ("resnet20", "resnet110"):
+        paths.append(fake_run(tmp_path, model, "imp", 10, 0, 0.9))
+    paths.append(fake_run(tmp_path, "resnet110", "ett", 10, 0, 0.91, source="resnet20", scheme="default"))
+    text = table3_markdown(table3(collect(paths, "t"), 0.8926, paper_numbers()["table3"]), 0.8926)
+    assert "| source | ResNet-20 | ResNet-110 |" in text
+    assert text.index("| ResNet-20 |") < text.index("| ResNet-110 |")
+    assert "| ResNet-110 | - | 90.00" in text and "Sparsity used: ResNet-20: 89.26%, ResNet-110: 89.26%" in text
+    ours = [fake_run(tmp_path / "w", m, "imp", 10, 0, 0.9) for m in ("resnet14-w0.5", "resnet20-w0.5")]
+    alone = table3_markdown(table3(collect(ours, "t"), 0.8926, paper_numbers()["table3"]), 0.8926)
+    assert "the paper printed no number for these rows and models" in alone and "⚑" not in alone
+    assert "parentheses" not in alone and "| ResNet-14 (w0.5) |" in alone
+
+
 def test_table5_lists_each_width_scheme_beside_the_paper(tmp_path: Path) -> None:
     from elth.report.tables import paper_numbers, printed_table5, table_at, width_label
 
@@ -253,3 +273,15 @@ def test_table5_lists_each_width_scheme_beside_the_paper(tmp_path: Path) -> None
                      labeler=width_label).set_index("row")
     assert table.loc["ETT gaussian", "paper"] == 92.12 and table.loc["ETT gaussian", "mean"] == pytest.approx(92.0)
     assert table.loc["IMP", "paper"] == 93.76 and table.loc["Dense", "paper"] == 93.71
+
+
+def test_the_table_and_figure_rules_do_not_import_torch() -> None:
+    """A report job reads CSVs and writes tables and figures; importing torch (about 3 s here) would be
+    most of its start. Their writes go through elth.files, which has no torch."""
+    import subprocess
+    import sys
+
+    modules = ["elth.files", *(f"elth.report.{m}" for m in ("aggregate", "tables", "markdown", "figures", "benchmarks"))]
+    code = f"import sys, {', '.join(modules)}; print([m for m in sys.modules if m == 'torch'])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert run.stdout.strip() == "[]"

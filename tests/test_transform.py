@@ -314,6 +314,8 @@ def test_gaussian_widening_adds_noise_to_weights_not_masks_and_permute_keeps_pai
 
 @pytest.mark.parametrize("spec,source,target,message", [
     ("Append 0", "resnet20", "resnet32", "unit 0 is fixed"),
+    ("Append 0", "resnet20", "resnet32", "spec 'Append 0' (its one part applies to each of the 3 stages), stage 0"),
+    ("default | Append 0 | default", "resnet20", "resnet32", "spec 'default | Append 0 | default', stage 1"),
     ("Drop 5", "resnet32", "resnet20", "index 5 is past"),
     ("Append 12", "resnet20", "resnet56", "nearest valid: 'Append 12x4'"),
     ("Drop 3", "resnet32", "resnet20", "nearest valid: 'Drop 34'"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from elth import io
+from elth import files
 from elth.errors import ConfigError, cli_errors
 from elth.models.names import family_of
 
@@ -47,7 +47,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def collect(paths: list[str], experiment: str) -> pd.DataFrame:
-    rows = [{**io.read_json(p), "experiment": experiment} for p in paths]
+    rows = [{**files.read_json(p), "experiment": experiment} for p in paths]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table[["source", "scheme"]] = table[["source", "scheme"]].fillna("")
     return table.sort_values(KEYS, kind="stable").reset_index(drop=True)
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.summaries and not args.include:
         p.error("give summary.json files, --include runs.csv files, or both")
     table = include(collect(args.summaries, args.experiment), args.include, args.experiment)
-    io.write_text(args.out, table.to_csv(index=False))
-    io.write_text(args.summary, summarize(table).to_csv(index=False))
+    files.write_text(args.out, table.to_csv(index=False))
+    files.write_text(args.summary, summarize(table).to_csv(index=False))
     print(f"{len(table)} runs -> {args.out}, {args.summary}")
 
 

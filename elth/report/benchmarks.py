@@ -28,7 +28,7 @@ import re
 
 import pandas as pd
 
-from elth import io
+from elth import files
 from elth.errors import ElthError, cli_errors
 from elth.report.html import convert
 
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--html", help="the summary per rule and model as a page, e.g. results/tables/benchmarks.html")
     args = p.parse_args(argv)
     table, missing = collect(args.benchmarks, json.loads(args.groups))
-    io.write_text(args.out, table.to_csv(index=False))
+    files.write_text(args.out, table.to_csv(index=False))
     if args.html:
-        io.write_text(args.html, convert(summary(table, len(missing)), "benchmarks"))
+        files.write_text(args.html, convert(summary(table, len(missing)), "benchmarks"))
     print(f"{len(table)} jobs, {table['seconds'].sum() / 3600:.2f} hours of wall time -> {args.out}")
     if missing:
         print(f"{len(missing)} jobs without a benchmark file (run before benchmarks were recorded, or the file "

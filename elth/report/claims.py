@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from elth import io
+from elth import files
 from elth.errors import ElthError, cli_errors
 from elth.models.names import layout
 from elth.report.figures import depth_label, label, model_title
@@ -208,10 +208,10 @@ def main(argv: list[str] | None = None) -> None:
         interpolations[["source", "scheme"]] = interpolations[["source", "scheme"]].fillna("")
     table = judge(runs, interpolations, args.near_pp, args.stable_pp, args.ett_scheme)
     text = markdown(table, args.near_pp, args.stable_pp)
-    io.write_text(args.csv, table.to_csv(index=False))
-    io.write_text(args.md, text)
+    files.write_text(args.csv, table.to_csv(index=False))
+    files.write_text(args.md, text)
     if args.html:
-        io.write_text(args.html, convert(text, "claims"))
+        files.write_text(args.html, convert(text, "claims"))
     print(text)
 
 

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
-from elth import io  # noqa: E402
+from elth import files  # noqa: E402
 from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.models.names import parse  # noqa: E402
 
@@ -208,7 +208,7 @@ def suptitle(fig: plt.Figure, title: str) -> None:
 def save(fig: plt.Figure, *paths: str) -> None:
     """Write each format atomically (the DAG must never see a half-written figure)."""
     for path in paths:
-        with io.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             fig.savefig(tmp, format=os.path.splitext(path)[1][1:], dpi=150)
     plt.close(fig)
 

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from elth import io  # noqa: E402
+from elth import files  # noqa: E402
 from elth.errors import ElthError, cli_errors  # noqa: E402
 from elth.lmc import BN_MODES, COLUMNS, instability  # noqa: E402
 from elth.report.figures import label, model_order, model_title, save, suptitle  # noqa: E402
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.command == "aggregate":
         runs = collect(args.interpolations, args.experiment)
-        io.write_text(args.out, runs.to_csv(index=False))
+        files.write_text(args.out, runs.to_csv(index=False))
         print(f"{len(args.interpolations)} interpolations -> {args.out}")
         return
     runs = pd.read_csv(args.runs)
@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         summary = table(runs)
         text = markdown(summary)
-        io.write_text(args.csv, summary.to_csv(index=False))
-        io.write_text(args.md, text)
+        files.write_text(args.csv, summary.to_csv(index=False))
+        files.write_text(args.md, text)
         if args.html:
-            io.write_text(args.html, convert(text, "lmc"))
+            files.write_text(args.html, convert(text, "lmc"))
         print(text)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from elth import io
+from elth import files
 from elth.errors import cli_errors
 from elth.report.figures import model_title
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-o", "--out", required=True)
     args = p.parse_args(argv)
     runs = pd.read_csv(args.runs, keep_default_na=False)
-    io.write_text(args.out, report(runs, args.figures, args.tables, args.out, args.lmc, args.claims))
+    files.write_text(args.out, report(runs, args.figures, args.tables, args.out, args.lmc, args.claims))
     print(f"report -> {args.out}")
 
 

@@ -19,7 +19,7 @@ from itertools import combinations
 import pandas as pd
 import yaml
 
-from elth import io
+from elth import files
 from elth.errors import cli_errors
 from elth.report.figures import label, model_order, model_title
 from elth.report.html import convert
@@ -121,11 +121,41 @@ def markdown(table: pd.DataFrame, title: str) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     sparsities = ", ".join(f"{model_title(m)}: {table[(table['model'] == m) & (table['row'] == 'IMP')]['sparsity'].mean():.2%}"
                            for m in models if ((table["model"] == m) & (table["row"] == "IMP")).any())
-    lines += ["", f"Mean test accuracy (%) ± std over seeds; the paper's number in parentheses. Sparsity used: {sparsities}."]
+    lines += ["", f"Mean test accuracy (%) ± std over seeds{_paper_note(table)}. Sparsity used: {sparsities}."]
     flagged = table[table["flag"] != ""]
     if len(flagged):
         lines += ["", "⚑ Ordering differs from the paper's:"]
         lines += [f"- {model_title(r['model'])}, {r['row']}: {r['flag']}" for _, r in flagged.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def _paper_note(table: pd.DataFrame) -> str:
+    """The footnote's words on the paper's numbers, only for what the table shows: a study of models or
+    datasets the paper never ran has no number in parentheses and no ordering to differ from."""
+    return "; the paper's number in parentheses" if table["paper"].notna().any() else (
+        "; the paper printed no number for these rows and models")
+
+
+def table3_markdown(table: pd.DataFrame, sparsity: float) -> str:
+    """The grid of sources (rows) by targets (columns), both in the paper's order and by the paper's
+    names, each cell 'ours (paper)'; the sparsity each target was compared at and the flags below."""
+    models = model_order(sorted(set(table["source"]) | set(table["target"])))
+    cells = {(r["source"], r["target"]): f"{r['mean']:.2f}" + (f" ({r['paper']:.2f})" if pd.notna(r["paper"]) else "")
+             + (" ⚑" if r["flag"] else "") for _, r in table.iterrows()}
+    targets = [m for m in models if m in set(table["target"])]
+    lines = [f"### Table 3 shape: sources (rows) by targets (columns) near {sparsity:.2%} sparsity", "",
+             "| source | " + " | ".join(model_title(t) for t in targets) + " |",
+             "|" + " --- |" * (len(targets) + 1)]
+    for source in (m for m in models if m in set(table["source"])):
+        lines.append(f"| {model_title(source)} | " + " | ".join(cells.get((source, t), "-") for t in targets) + " |")
+    used = table[table["source"] == table["target"]].set_index("target")["sparsity"]
+    sparsities = ", ".join(f"{model_title(t)}: {used[t]:.2%}" for t in targets if t in used.index)
+    lines += ["", f"Mean test accuracy (%) over seeds, IMP on the diagonal and the ETT of the default scheme "
+              f"elsewhere{_paper_note(table)}. Sparsity used: {sparsities}."]
+    flagged = table[table["flag"] != ""]
+    if len(flagged):
+        lines += ["", "⚑ A source's order against another, for the same target, differs from the paper's:"]
+        lines += [f"- {model_title(r['target'])} from {model_title(r['source'])}: {r['flag']}" for _, r in flagged.iterrows()]
     return "\n".join(lines) + "\n"
 
 
@@ -138,15 +168,17 @@ def table3(runs: pd.DataFrame, sparsity: float, paper: dict | None = None) -> pd
         here = runs[(runs["model"] == target) & (runs["level"] == level)]
         imp = here[here["method"] == "imp"]
         if len(imp):
-            rows.append({"source": target, "target": target, "mean": imp["test_acc"].mean() * 100})
+            rows.append({"source": target, "target": target, "level": level, "sparsity": float(imp["sparsity"].mean()),
+                         "mean": imp["test_acc"].mean() * 100})
         ett = here[(here["method"] == "ett") & (here["scheme"] == "default")]
         for source, group in ett.groupby("source"):
-            rows.append({"source": source, "target": target, "mean": group["test_acc"].mean() * 100})
+            rows.append({"source": source, "target": target, "level": level, "sparsity": float(group["sparsity"].mean()),
+                         "mean": group["test_acc"].mean() * 100})
     printed = {}
     for grid in (paper or {}).get("grids", []):
         for source, values in grid["rows"].items():
             printed.update({(source, target): v for target, v in zip(grid["models"], values)})
-    table = pd.DataFrame(rows, columns=["source", "target", "mean"])
+    table = pd.DataFrame(rows, columns=["source", "target", "level", "sparsity", "mean"])
     table["paper"] = [printed.get((s, t)) for s, t in zip(table["source"], table["target"])]
     # Within each target, the sources' order against the paper's.
     table["flag"] = ordering_flags(table.rename(columns={"source": "row", "target": "model"}))
@@ -237,17 +269,11 @@ def main(argv: list[str] | None = None) -> None:
         text = markdown(table, f"Table 5 shape: every scheme's ETTs at the level nearest {args.sparsity:.2%} sparsity")
     else:
         table = table3(runs, args.sparsity, paper_numbers()["table3"])
-        cells = table.assign(cell=[f"{m:.2f}" + (f" ({p:.2f})" if pd.notna(p) else "") + (" ⚑" if f else "")
-                                   for m, p, f in zip(table["mean"], table["paper"], table["flag"])])
-        grid = cells.pivot(index="source", columns="target", values="cell").fillna("-")
-        text = (f"### Table 3 shape: sources (rows) by targets (columns) near {args.sparsity:.2%} sparsity\n\n"
-                + grid.to_markdown() + "\n\nMean test accuracy (%) over seeds; the paper's number in parentheses; "
-                "⚑ where a source's order against another, for the same target, differs from the paper's.\n")
-        text += "".join(f"- {r['target']} from {r['source']}: {r['flag']}\n" for _, r in table.iterrows() if r["flag"])
-    io.write_text(args.csv, table.to_csv(index=False))
-    io.write_text(args.md, text)
+        text = table3_markdown(table, args.sparsity)
+    files.write_text(args.csv, table.to_csv(index=False))
+    files.write_text(args.md, text)
     if args.html:
-        io.write_text(args.html, convert(text, args.table))
+        files.write_text(args.html, convert(text, args.table))
     print(text)
 
 

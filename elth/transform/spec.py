@@ -203,9 +203,12 @@ def depth_plan(spec: str, source: str, target: str) -> Plan:
     random = bool(_RANDOM.search(text))
     text = _RANDOM.sub("", text)
     parts = _stage_parts(spec, text, src.family, src_layout, tgt_layout)
+    # A spec without '|' is one part for every stage: say so, or "stage 0" reads as a part the user never wrote.
+    one_for_all = "|" not in text and len(set(parts)) == 1 < len(parts)
+    shared = f" (its one part applies to each of the {len(parts)} stages)" if one_for_all else ""
     stages = []
     for s, (part, fixed, tfixed) in enumerate(zip(parts, src_layout, tgt_layout)):
-        where = f"spec {spec!r}, stage {s} ({source}: {len(fixed)} units -> {target}: {len(tfixed)})"
+        where = f"spec {spec!r}{shared}, stage {s} ({source}: {len(fixed)} units -> {target}: {len(tfixed)})"
         try:
             if not part:
                 if tfixed:

@@ -38,10 +38,10 @@ if BASELINES:
             methods=" ".join(BASELINES),
             options=baselines_options,
             outs=lambda w, output: " ".join(f"-o {f}" for f in output if f.endswith(".pt")),
-            device=config["resources"]["device"] if set(BASELINES) & set(SCORED_BASELINES) else "cpu",
+            device=config["resources"]["device"] if BASELINES_SCORE else "cpu",
         threads: config["resources"]["threads"]
         resources:
-            **sized("ticket", gpus() if set(BASELINES) & set(SCORED_BASELINES) else 0),
+            **sized("ticket", gpus() if BASELINES_SCORE else 0),
         log:
             "logs/{dataset}/{model}/seed{seed}/baselines/level{level}/baselines.log",
         benchmark:

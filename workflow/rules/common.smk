@@ -6,13 +6,13 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from snakemake.utils import min_version
 
 from elth import config as study
+from elth.files import write_json
 from elth import schema
 from elth.errors import ConfigError
 from elth.transform.spec import Plan, plan_for
@@ -112,17 +112,17 @@ def fingerprint(*paths, exclude=()):
 
 SPEC_PARSER = "elth/transform/spec.py"
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
-COMMON_CODE = ("elth/errors.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
+COMMON_CODE = ("elth/errors.py", "elth/files.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
                "elth/prune/mask.py", "elth/gpus.py", *study.module_sources(config))
 CODE = {
-    "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/io.py"),
+    "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/files.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
     "imp": fingerprint("elth/imp.py", "elth/prune/magnitude.py", *COMMON_CODE),
     # The spec parser is left out: each ETT and transfer job carries its resolved plan as a param, so a
     # change in how specs read reruns exactly the jobs whose plan it changes, not every transformation.
     "ett": fingerprint("elth/transform", *COMMON_CODE, exclude=[SPEC_PARSER]),
     "baseline": fingerprint("elth/baseline.py", "elth/prune/baselines.py", "elth/prune/magnitude.py", *COMMON_CODE),
-    "report": fingerprint("elth/report", "elth/io.py", "elth/models/names.py"),
+    "report": fingerprint("elth/report", "elth/files.py", "elth/models/names.py"),
     "dst": fingerprint("elth/dst", "elth/train.py", "elth/recipe.py", "elth/stack.py", "elth/prune/magnitude.py",
                        *COMMON_CODE),
     "flops": fingerprint("elth/flops.py", "elth/dst", "elth/recipe.py", "elth/prune/magnitude.py",
@@ -366,13 +366,9 @@ def settings_file(dataset, model, method):
 
 
 def write_settings(path, settings, log):
-    """Write a settings file atomically (under a temporary name, then renamed), in Snakemake's process, and
-    say so in the job's log."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as handle:
-        json.dump(settings, handle, indent=1, sort_keys=True)
-    os.replace(handle.name, path)
+    """Write a settings file atomically (elth.files, torch-free), in Snakemake's process, and say so in the job's
+    log."""
+    write_json(path, settings)
     with open(log, "w") as handle:
         handle.write(f"{settings['method']} settings -> {path}: {json.dumps(settings, sort_keys=True)}\n")
 
@@ -394,6 +390,7 @@ def ticket_input(wildcards):
 # SNIP, GraSP and SynFlow score on the job's device (a GPU where the study uses one); the other
 # baselines only permute or re-draw, on the CPU: a `baselines` job of those alone holds no GPU.
 SCORED_BASELINES = ("snip", "grasp", "synflow")
+BASELINES_SCORE = bool(set(BASELINES) & set(SCORED_BASELINES))
 
 
 def imp_pruning_flags(wildcards):
