@@ -256,7 +256,7 @@ def transfer_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             raise ConfigError(f"{where}: {target} is not in `models`; add it there so its recipe and the IMP "
                               f"tickets Table 4 compares with exist on {target_dataset}")
         try:
-            if parse(source).family not in config["recipes"]:
+            if parse(source).family not in set(config["recipes"]) | set(config.get("modules", {})):
                 raise ConfigError(f"no recipe for family {parse(source).family!r} to train {source} on {source_dataset}")
             if source != target:
                 check_pair(source, target)

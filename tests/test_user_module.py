@@ -167,3 +167,25 @@ def test_a_job_builds_the_declared_module_from_the_config_alone_and_an_edit_of_i
     assert job_counts(snakemake(tmp_path, "--configfile", str(config), "-n", target).stdout) == {}
     module.write_text(module.read_text().replace("return TinyNet(", "return TinyNet(  # edited\n        "))
     assert job_counts(snakemake(tmp_path, "--configfile", str(config), "-n", target).stdout)["dense"] == 1
+
+
+def test_a_declared_module_runs_rigl_the_flops_table_and_a_dataset_transfer_through_the_dag(tmp_path: Path) -> None:
+    """RigL, the FLOPs accountant and dataset transfer read a family's recipe and build its models as every
+    other stage does; the transfer check once looked for the recipe in `recipes` alone and refused a declared
+    module's own. One model of each: a RigL run, a FLOPs table between the depths, and the ETT of a ticket
+    found on MNIST into the deeper model, each finished from the config alone."""
+    write_mnist_like(tmp_path / "data" / "FashionMNIST" / "raw", n_train=128, n_test=64)
+    write_mnist_like(tmp_path / "data" / "MNIST" / "raw", n_train=128, n_test=64)
+    config = study(tmp_path / "data", tmp_path, ett=[],
+                   rigl={"multipliers": [1], "distribution": "uniform", "delta_t": 2, "alpha": 0.3, "stop": 0.75},
+                   transfer={"from": {"name": "mnist", "root": str(tmp_path / "data"), "augment": []},
+                             "pairs": ["tiny-2-2->tiny-2-3"], "scheme": "default", "spec": "default"})
+    targets = ["results/fashion-mnist/tiny-2-3/seed0/dst/rigl/level1/summary.json",
+               "results/tables/flops/tiny-2-2-to-tiny-2-3.md",
+               "results/fashion-mnist/tiny-2-3/seed0/transfer/from-mnist/tiny-2-2/default/level1/summary.json"]
+    run = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", *targets)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rigl, transfer = (yaml.safe_load((tmp_path / t).read_text()) for t in (targets[0], targets[2]))
+    assert rigl["model"] == transfer["model"] == "tiny-2-3" and rigl["method"] == "rigl"
+    assert transfer["method"] == "transfer" and transfer["source"] == "mnist/tiny-2-2"
+    assert "RigL 1x on tiny-2-3" in (tmp_path / targets[1]).read_text()
