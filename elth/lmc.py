@@ -133,11 +133,13 @@ def recompute_bn(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> 
     return seen
 
 
-def train_batches(data, size: int, batch_size: int = 1000) -> Iterator[tuple[Tensor, Tensor]]:
-    """The first `size` training images in their stored order, unaugmented: the training error."""
+def train_batches(data, size: int, batch_size: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    """The first `size` training images in their stored order, unaugmented, in the test set's batches (the
+    device's `eval_batch_size`): the training error."""
     if not hasattr(data, "train"):
         raise ConfigError("measuring the training error needs an in-memory dataset; set lmc.train_eval to 0")
     size = min(size, len(data.train))
+    batch_size = batch_size or datasets.eval_batch_size(data.device)
     for i in range(0, size, batch_size):
         j = min(i + batch_size, size)
         yield data.normalize(data.train.images[i:j]), data.train.labels[i:j]
