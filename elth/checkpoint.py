@@ -48,8 +48,8 @@ class Checkpoint:
             raise CheckpointError(f"{path}: a ticket needs a mask")
         self.save(path, "ticket")
         summary = self.mask.summary(build_for(self.model, self.dataset))
-        files.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset, "step": self.step,
-                                                         **self.meta, **summary, **extra})
+        files.write_json(Path(path).with_suffix(".json"), {"model": self.model, "dataset": self.dataset,
+                                                            "step": self.step, **self.meta, **summary, **extra})
 
     @classmethod
     def load(cls, path: str | Path, kind: str = "checkpoint", model: str | None = None, dataset: str | None = None) -> Checkpoint:

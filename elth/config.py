@@ -23,8 +23,8 @@ from elth.transform.spec import plan_for
 # AUTO_STACK_CHANNELS channels. bench/train_throughput.py on this project's 2-core CPU (README, Benchmarks):
 # quarter-width ResNet-20 (16 channels at most), K = 4 stacked trains 1.6x the images per second of two one-thread
 # processes (4,279 against 2,634); at half width (32) it does not pay (K = 4: 984 against 1,025; K = 2, measured
-# 2026-12-03: 1,038 against 1,073); at full width (64) it is slower (636 against 834). A narrow network leaves the CPU's matrix units idle and stacking widens its
-# convolutions; a wider one is compute-bound already. Nothing is measured on a GPU yet, so there (`resources.device`
+# 2026-12-03: 1,038 against 1,073); at full width (64) it is slower (636 against 834). A narrow network leaves
+# the CPU's matrix units idle and stacking widens its convolutions; a wider one is compute-bound already. Nothing is measured on a GPU yet, so there (`resources.device`
 # other than cpu) `auto` is 1, as for every family but the CIFAR ResNets; so is the demo's, at half width.
 AUTO_STACK = 4
 AUTO_STACK_CHANNELS = 16

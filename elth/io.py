@@ -5,15 +5,14 @@ Checkpoints are loaded with `weights_only=True`: a pickle that would run code do
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from elth.files import atomic_path
 from elth.errors import CheckpointError
+from elth.files import atomic_path
 
 FORMAT = "elth/1"
 

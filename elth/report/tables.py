@@ -139,14 +139,15 @@ def _paper_note(table: pd.DataFrame) -> str:
 def table3_markdown(table: pd.DataFrame, sparsity: float) -> str:
     """The grid of sources (rows) by targets (columns), both in the paper's order and by the paper's
     names, each cell 'ours (paper)'; the sparsity each target was compared at and the flags below."""
-    models = model_order(sorted(set(table["source"]) | set(table["target"])))
+    sources, targets = set(table["source"]), set(table["target"])
+    models = model_order(sorted(sources | targets))
     cells = {(r["source"], r["target"]): f"{r['mean']:.2f}" + (f" ({r['paper']:.2f})" if pd.notna(r["paper"]) else "")
              + (" ⚑" if r["flag"] else "") for _, r in table.iterrows()}
-    targets = [m for m in models if m in set(table["target"])]
+    targets = [m for m in models if m in targets]
     lines = [f"### Table 3 shape: sources (rows) by targets (columns) near {sparsity:.2%} sparsity", "",
              "| source | " + " | ".join(model_title(t) for t in targets) + " |",
              "|" + " --- |" * (len(targets) + 1)]
-    for source in (m for m in models if m in set(table["source"])):
+    for source in (m for m in models if m in sources):
         lines.append(f"| {model_title(source)} | " + " | ".join(cells.get((source, t), "-") for t in targets) + " |")
     used = table[table["source"] == table["target"]].set_index("target")["sparsity"]
     sparsities = ", ".join(f"{model_title(t)}: {used[t]:.2%}" for t in targets if t in used.index)
@@ -155,7 +156,8 @@ def table3_markdown(table: pd.DataFrame, sparsity: float) -> str:
     flagged = table[table["flag"] != ""]
     if len(flagged):
         lines += ["", "⚑ A source's order against another, for the same target, differs from the paper's:"]
-        lines += [f"- {model_title(r['target'])} from {model_title(r['source'])}: {r['flag']}" for _, r in flagged.iterrows()]
+        lines += [f"- {model_title(r['target'])} from {model_title(r['source'])}: {r['flag']}"
+                  for _, r in flagged.iterrows()]
     return "\n".join(lines) + "\n"
 
 

@@ -12,9 +12,9 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from snakemake.utils import min_version
 
 from elth import config as study
-from elth.files import write_json
 from elth import schema
 from elth.errors import ConfigError
+from elth.files import write_json
 from elth.transform.spec import Plan, plan_for
 
 min_version("9.0")
@@ -112,8 +112,8 @@ def fingerprint(*paths, exclude=()):
 
 SPEC_PARSER = "elth/transform/spec.py"
 # What every stage that builds a model from a checkpoint runs (checkpoint.py reads data.py's table).
-COMMON_CODE = ("elth/errors.py", "elth/files.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py", "elth/models",
-               "elth/prune/mask.py", "elth/gpus.py", *study.module_sources(config))
+COMMON_CODE = ("elth/errors.py", "elth/files.py", "elth/io.py", "elth/checkpoint.py", "elth/data.py", "elth/datasets.py",
+               "elth/models", "elth/prune/mask.py", "elth/gpus.py", *study.module_sources(config))
 CODE = {
     "data": fingerprint("elth/data.py", "elth/datasets.py", "elth/errors.py", "elth/files.py", "elth/io.py"),
     "train": fingerprint("elth/train.py", "elth/recipe.py", "elth/stack.py", *COMMON_CODE),
